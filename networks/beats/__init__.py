@@ -1,0 +1,41 @@
+"""Our BEATs implementation: loads official Microsoft BEATs checkpoints and yields token features.
+
+`load_beats(path)` gives a model whose `extract_features(wave, padding_mask)` returns
+`[batch, tokens, channels]` features and the token padding mask for pooling by a classifier.
+"""
+
+from networks.beats.checkpoint import (
+    CHECKPOINT_CONFIG_KEY,
+    OFFICIAL_CHECKPOINTS,
+    BEATsCheckpointError,
+    build_beats,
+    check_state_dict,
+    load_beats,
+    save_beats,
+)
+from networks.beats.config import PRESETS, BEATsConfig, get_preset
+from networks.beats.encoder import BEATs
+from networks.beats.preprocess import (
+    fbank_features,
+    log_mel_fbank,
+    padding_mask_from_lengths,
+    reduce_padding_mask,
+)
+
+__all__ = [
+    "BEATs",
+    "BEATsCheckpointError",
+    "BEATsConfig",
+    "CHECKPOINT_CONFIG_KEY",
+    "OFFICIAL_CHECKPOINTS",
+    "PRESETS",
+    "build_beats",
+    "check_state_dict",
+    "fbank_features",
+    "get_preset",
+    "load_beats",
+    "log_mel_fbank",
+    "padding_mask_from_lengths",
+    "reduce_padding_mask",
+    "save_beats",
+]

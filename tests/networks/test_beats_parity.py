@@ -1,0 +1,191 @@
+"""Our BEATs against golden outputs of the official code (tiny checkpoints in the official format).
+
+Bounds are those the reference README suggests for a float32 re-implementation on CPU.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from networks.beats import fbank_features, load_beats, log_mel_fbank, reduce_padding_mask
+
+FEATURE_TOL = 1e-4
+FBANK_TOL = 1e-4
+FBANK_RAW_TOL = 2e-3
+PROBS_TOL = 1e-5
+
+
+def max_abs_diff(ours: torch.Tensor, golden: np.ndarray) -> float:
+    assert tuple(ours.shape) == golden.shape
+    return float((ours.double() - torch.from_numpy(golden).double()).abs().max())
+
+
+@pytest.fixture(scope="module")
+def golden(beats_reference_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(beats_reference_dir / "tiny_beats_golden.npz") as data:
+        return dict(data)
+
+
+@pytest.fixture(scope="module")
+def golden_finetuned(beats_reference_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(beats_reference_dir / "tiny_beats_finetuned_golden.npz") as data:
+        return dict(data)
+
+
+@pytest.fixture(scope="module")
+def model(beats_reference_dir: Path):
+    return load_beats(beats_reference_dir / "tiny_beats_official_format.pt")
+
+
+@pytest.fixture(scope="module")
+def finetuned(beats_reference_dir: Path):
+    return load_beats(beats_reference_dir / "tiny_beats_finetuned_official_format.pt")
+
+
+@pytest.fixture(scope="module")
+def traced(model, golden):
+    """Run the masked golden batch once, recording each layer's output with forward hooks."""
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [
+        layer.register_forward_hook(lambda _m, _i, out, name=f"layer{i}_out": outputs.__setitem__(name, out))
+        for i, layer in enumerate(model.encoder.layers)
+    ]
+    try:
+        with torch.no_grad():
+            features, mask = model.extract_features(
+                torch.from_numpy(golden["waveform"]), torch.from_numpy(golden["padding_mask"])
+            )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {"features": features, "features_padding_mask": mask, **outputs}
+
+
+def test_fbank_matches_kaldi_golden(golden):
+    wave = torch.from_numpy(golden["waveform"])
+    assert max_abs_diff(log_mel_fbank(wave), golden["fbank_raw"]) < FBANK_RAW_TOL
+    assert max_abs_diff(fbank_features(wave), golden["fbank"]) < FBANK_TOL
+    assert max_abs_diff(fbank_features(torch.from_numpy(golden["waveform_3s"])), golden["fbank_3s"]) < FBANK_TOL
+
+
+def test_fbank_padding_mask_is_exact(golden):
+    mask = reduce_padding_mask(torch.from_numpy(golden["padding_mask"]), golden["fbank"].shape[1])
+    np.testing.assert_array_equal(mask.numpy(), golden["fbank_padding_mask"])
+
+
+def test_padding_mask_keeps_the_official_grouping_rule():
+    # 10 steps into 3: the last step is dropped, groups are [0..2], [3..5], [6..8].
+    mask = torch.tensor([[False, False, True, True, True, True, False, True, True, True]])
+    assert reduce_padding_mask(mask, 3).tolist() == [[False, True, False]]
+
+
+def test_patch_embedding_and_input_projection(model, golden):
+    fbank = torch.from_numpy(golden["fbank"])
+    with torch.no_grad():
+        conv = model.patch_embedding(fbank.unsqueeze(1))
+        tokens = model.layer_norm(conv.flatten(2).transpose(1, 2))
+        projected = model.post_extract_proj(tokens)
+    assert max_abs_diff(conv, golden["patch_conv_out"]) < FEATURE_TOL
+    assert max_abs_diff(tokens, golden["patch_tokens_ln"]) < FEATURE_TOL
+    assert max_abs_diff(projected, golden["patch_tokens_proj"]) < FEATURE_TOL
+
+
+def test_positional_conv_and_encoder_input(model, golden):
+    projected = torch.from_numpy(golden["patch_tokens_proj"])
+    token_mask = torch.from_numpy(golden["features_padding_mask"])
+    zeroed = projected.masked_fill(token_mask.unsqueeze(-1), 0.0)
+    with torch.no_grad():
+        conv = F.gelu(model.encoder.pos_conv(zeroed.transpose(1, 2))[:, :, :-1])
+        encoder_input = model.encoder.layer_norm(zeroed + conv.transpose(1, 2))
+    assert max_abs_diff(conv, golden["pos_conv_out"]) < FEATURE_TOL
+    assert max_abs_diff(encoder_input, golden["encoder_input_ln"]) < FEATURE_TOL
+
+
+def test_relative_position_bias(model, golden):
+    with torch.no_grad():
+        bias = model.encoder.position_bias(496, torch.device("cpu"))
+    heads = bias.shape[0]
+    # The official bias is repeated per batch row (row = b * heads + h); both rows are equal.
+    golden_bias = golden["position_bias"].reshape(2, heads, 496, 496)
+    assert max_abs_diff(bias, golden_bias[0]) == 0.0
+    assert max_abs_diff(bias, golden_bias[1]) == 0.0
+
+
+def test_relative_position_bias_cache_serves_shorter_sequences(model, golden):
+    with torch.no_grad():
+        long = model.encoder.position_bias(496, torch.device("cpu"))
+        short = model.encoder.position_bias(144, torch.device("cpu"))
+    torch.testing.assert_close(short, long[:, :144, :144], rtol=0, atol=0)
+
+
+def test_layer_outputs(traced, golden):
+    assert max_abs_diff(traced["layer0_out"], golden["layer0_out"]) < FEATURE_TOL
+    assert max_abs_diff(traced["layer1_out"], golden["layer1_out"]) < FEATURE_TOL
+
+
+def test_features_with_padding_mask(traced, golden):
+    # Every position, padded ones included: the official code does not zero them.
+    assert max_abs_diff(traced["features"], golden["features"]) < FEATURE_TOL
+    np.testing.assert_array_equal(traced["features_padding_mask"].numpy(), golden["features_padding_mask"])
+
+
+def test_features_without_mask(model, golden):
+    with torch.no_grad():
+        features, mask = model.extract_features(torch.from_numpy(golden["waveform"][:1]))
+    assert mask is None
+    assert max_abs_diff(features, golden["features_nomask_10s"]) < FEATURE_TOL
+
+
+def test_short_clip_drops_leftover_frames(model, golden):
+    wave = torch.from_numpy(golden["waveform_3s"])
+    with torch.no_grad():
+        features, mask = model.extract_features(wave, torch.zeros_like(wave, dtype=torch.bool))
+    assert max_abs_diff(features, golden["features_3s"]) < FEATURE_TOL
+    np.testing.assert_array_equal(mask.numpy(), golden["features_padding_mask_3s"])
+
+
+def test_features_from_precomputed_fbank(model, golden):
+    with torch.no_grad():
+        features, mask = model.encode_fbank(
+            torch.from_numpy(golden["fbank"]), torch.from_numpy(golden["fbank_padding_mask"])
+        )
+    assert max_abs_diff(features, golden["features"]) < FEATURE_TOL
+    np.testing.assert_array_equal(mask.numpy(), golden["features_padding_mask"])
+
+
+def test_finetuned_probabilities(finetuned, golden_finetuned):
+    wave = torch.from_numpy(golden_finetuned["waveform"])
+    with torch.no_grad():
+        probs, mask = finetuned.predict(wave, torch.from_numpy(golden_finetuned["padding_mask"]))
+        probs_nomask, nomask = finetuned.predict(wave[:1])
+        probs_allfalse, _ = finetuned.predict(wave[:1], torch.zeros_like(wave[:1], dtype=torch.bool))
+    assert max_abs_diff(probs, golden_finetuned["probs"]) < PROBS_TOL
+    np.testing.assert_array_equal(mask.numpy(), golden_finetuned["probs_padding_mask"])
+    assert nomask is None
+    assert max_abs_diff(probs_nomask, golden_finetuned["probs_nomask_10s"]) < PROBS_TOL
+    assert max_abs_diff(probs_allfalse, golden_finetuned["probs_allfalse_mask_10s"]) < PROBS_TOL
+
+
+def test_label_dict_is_kept(finetuned):
+    assert finetuned.label_dict == {i: f"label_{i}" for i in range(10)}
+
+
+def test_training_mode_matches_and_backpropagates(beats_reference_dir, golden):
+    """The training path (autograd, train mode) gives the golden features and gradients everywhere."""
+    model = load_beats(beats_reference_dir / "tiny_beats_official_format.pt").train()
+    # Layer drop is random by design; switch it off so train mode is deterministic here.
+    model.cfg.encoder_layerdrop = 0.0
+    wave = torch.from_numpy(golden["waveform"])
+    features, mask = model.extract_features(wave, torch.from_numpy(golden["padding_mask"]))
+    assert max_abs_diff(features.detach(), golden["features"]) < FEATURE_TOL
+
+    valid = (~mask).unsqueeze(-1).float()
+    loss = (features * valid).pow(2).sum() / valid.sum()
+    loss.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, f"no gradient for {name}"
+        assert torch.isfinite(param.grad).all(), f"non-finite gradient for {name}"
+        assert param.grad.abs().sum() > 0, f"zero gradient for {name}"

@@ -1,0 +1,214 @@
+"""The typed configuration: `baseline.yaml` plus command-line overrides -> one `Config` object.
+
+Reads a YAML file whose nested sections mirror the dataclasses below; every key must be present
+in the file (it is the single source of truth for defaults) and no unknown key is accepted.
+Overrides come last, as `--section.key value` pairs. Writes nothing except through `save_config`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "baseline.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not fit the schema."""
+
+
+@dataclass
+class RunConfig:
+    mode: str  # dev | eval
+    system: str  # a name in networks.registry.SYSTEMS
+    seed: int
+    device: str  # auto | cpu | cuda | cuda:N
+    model_dir: str
+    result_dir: str
+    force: bool  # retrain although a finished model with the same configuration exists
+
+
+@dataclass
+class DataConfig:
+    root: str
+    year: int
+    machines: list[str]  # empty: every machine type found on disk
+    sample_rate: int
+    channel: int  # which channel of a multi-channel WAV is used
+    on_bad_file: str  # error | skip (training clips only; a broken test clip always stops the run)
+    workers: int  # processes for decoding and feature extraction
+    cache_dir: str
+
+
+@dataclass
+class FeatureConfig:
+    n_fft: int
+    win_length: int
+    hop_length: int
+    n_mels: int
+    power: float
+    fmin: float
+    fmax: float | None  # None: half the sample rate
+    frames: int  # context frames stacked into one vector (autoencoder)
+
+
+@dataclass
+class ScoreConfig:
+    method: str  # a scorer of the chosen system; "default" picks the system's first
+
+
+@dataclass
+class DecisionConfig:
+    threshold_quantile: float
+
+
+@dataclass
+class MetricsConfig:
+    max_fpr: float
+
+
+@dataclass
+class ClassicalConfig:
+    statistics: list[str]  # per-mel statistics over time: mean, std, max, min, median
+    n_neighbors: int  # knn
+    lof_neighbors: int  # lof
+    iforest_trees: int  # iforest
+    covariance_shrinkage: bool  # gaussian: Ledoit-Wolf instead of the empirical covariance
+
+
+@dataclass
+class Config:
+    run: RunConfig
+    data: DataConfig
+    feature: FeatureConfig
+    score: ScoreConfig
+    decision: DecisionConfig
+    metrics: MetricsConfig
+    classical: ClassicalConfig
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG, overrides: dict[str, object] | None = None) -> Config:
+    """Read `path`, apply `overrides` (`{"section.key": value}`), validate every key and type."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    return _build(Config, raw, where="")
+
+
+def parse_overrides(args: list[str]) -> dict[str, object]:
+    """Turn `["--train.epochs", "3", "--data.machines=fan,valve"]` into `{"train.epochs": 3, ...}`.
+
+    Values are read as YAML scalars (so `3` is an int, `null` is None, `[a, b]` a list); keys are
+    checked against the schema later, by `load_config`.
+    """
+    overrides: dict[str, object] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or "." not in arg.split("=", 1)[0]:
+            raise ConfigError(f"unexpected argument {arg!r}: overrides look like --section.key value")
+        if "=" in arg:
+            key, text = arg[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"override {arg} has no value")
+            key, text = arg[2:], args[i + 1]
+            i += 2
+        overrides[key] = yaml.safe_load(text) if text != "" else ""
+    return overrides
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the resolved configuration as YAML (atomically), so a result can be traced to it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    tmp.replace(path)
+
+
+def fingerprint(sections: dict) -> str:
+    """A short stable hash of some configuration sections (e.g. to key caches and models)."""
+    blob = json.dumps(sections, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _set_dotted(raw: dict, dotted: str, value: object) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            raise ConfigError(f"unknown config key {dotted!r}: there is no section {part!r}")
+        node = child
+    node[parts[-1]] = value
+
+
+def _build(cls: type, raw: object, where: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section {where or 'top level'!r} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown config key {key!r}; valid keys{' in ' + repr(where) if where else ''}: {', '.join(names)}")
+    missing = [n for n in names if n not in raw]
+    if missing:
+        key = f"{where}.{missing[0]}" if where else missing[0]
+        raise ConfigError(f"config key {key!r} is missing (baseline.yaml must define every key)")
+    values = {name: _coerce(hints[name], raw[name], f"{where}.{name}" if where else name) for name in names}
+    return cls(**values)
+
+
+def _coerce(hint, value, key: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _coerce(inner, value, key)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v] if value else []
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        return [_coerce(item, v, key) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
+    raise TypeError(f"config schema uses an unsupported type {hint!r} for {key!r}")

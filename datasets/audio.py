@@ -1,0 +1,46 @@
+"""WAV file -> one channel of float32 samples, checked against what the dataset promises.
+
+Reads audio with soundfile (libsndfile); writes nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+class AudioError(RuntimeError):
+    """A clip that cannot be used: undecodable, wrong sample rate or unexpected channels."""
+
+
+def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels: int | None = None) -> np.ndarray:
+    """Decode one clip and return the chosen channel.
+
+    Args:
+        path: the WAV file.
+        sample_rate: the rate every clip must have; no silent resampling, because a clip at
+            another rate is a sign of a wrong or corrupted dataset.
+        channel: which channel to return (2026 stereo clips: 0 is the legacy mono signal).
+        expected_channels: the channel count the dataset promises, or None to accept any.
+
+    Returns:
+        [samples] float32 in [-1, 1].
+
+    Raises:
+        AudioError: naming the file and what is wrong with it.
+    """
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        raise AudioError(f"{path}: cannot be decoded as audio ({e})") from None
+    if rate != sample_rate:
+        raise AudioError(f"{path}: sample rate is {rate} Hz, expected {sample_rate} Hz (data.sample_rate)")
+    n_channels = data.shape[1]
+    if expected_channels is not None and n_channels != expected_channels:
+        raise AudioError(f"{path}: has {n_channels} channel(s), this dataset's clips have {expected_channels}")
+    if not 0 <= channel < n_channels:
+        raise AudioError(f"{path}: has {n_channels} channel(s), so data.channel={channel} does not exist")
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: holds no samples")
+    return np.ascontiguousarray(data[:, channel])

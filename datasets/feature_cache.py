@@ -1,0 +1,128 @@
+"""Clips -> log-mel spectrograms, computed once in parallel worker processes and cached on disk.
+
+Reads WAV files; writes `<data.cache_dir>/<key>/<folder hash>/<clip>.npy`, where `key` hashes the
+whole feature configuration (every `feature` key, the sample rate, the channel and the extractor
+version), so a changed parameter never reuses stale features. A cache file older than its WAV
+file is recomputed.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from datasets.audio import AudioError, read_clip
+from datasets.features import EXTRACTOR_VERSION, log_mel_spectrogram
+from datasets.manifest import Clip
+from tools.config import DataConfig, FeatureConfig, fingerprint
+
+log = logging.getLogger(__name__)
+
+
+def feature_key(data_cfg: DataConfig, feature_cfg: FeatureConfig) -> str:
+    """The cache key: a hash of everything that changes the features."""
+    return fingerprint({
+        "feature": asdict(feature_cfg),
+        "sample_rate": data_cfg.sample_rate,
+        "channel": data_cfg.channel,
+        "extractor": EXTRACTOR_VERSION,
+    })
+
+
+def cache_path(clip: Clip, cache_root: Path) -> Path:
+    """Where one clip's features are cached (clips of different datasets share file names)."""
+    folder = hashlib.sha1(str(clip.path.resolve().parent).encode()).hexdigest()[:12]
+    return cache_root / folder / (clip.path.stem + ".npy")
+
+
+def cached_log_mels(
+    clips: list[Clip],
+    data_cfg: DataConfig,
+    feature_cfg: FeatureConfig,
+    expected_channels: int | None,
+    allow_skip: bool,
+    desc: str = "features",
+) -> tuple[list[Clip], list[np.ndarray]]:
+    """Log-mel spectrograms of `clips`, from the cache where possible.
+
+    Args:
+        clips: the clips, in the order wanted.
+        data_cfg, feature_cfg: the `data` and `feature` configuration sections.
+        expected_channels: channel count the dataset promises, or None to accept any.
+        allow_skip: whether `data.on_bad_file: skip` may drop a broken clip (training clips);
+            broken test clips always raise, because a submission needs a score for every clip.
+
+    Returns:
+        The clips kept and their [frames, n_mels] float32 spectrograms, in input order.
+
+    Raises:
+        AudioError: a clip cannot be used and may not be skipped; the message names the file.
+    """
+    root = Path(data_cfg.cache_dir) / feature_key(data_cfg, feature_cfg)
+    targets = [cache_path(c, root) for c in clips]
+    todo = [i for i, (c, t) in enumerate(zip(clips, targets)) if not _fresh(t, c.path)]
+    errors: dict[int, str] = {}
+    if todo:
+        jobs = [(str(clips[i].path), str(targets[i]), data_cfg, feature_cfg, expected_channels) for i in todo]
+        workers = max(1, min(data_cfg.workers, len(jobs)))
+        results = _run(jobs, workers, desc)
+        errors = {i: msg for i, msg in zip(todo, results) if msg is not None}
+    skip = allow_skip and data_cfg.on_bad_file == "skip"
+    for i, message in errors.items():
+        if not skip:
+            raise AudioError(message + (" (set data.on_bad_file: skip to leave broken training clips out)" if allow_skip else ""))
+        log.warning("skipping %s", message)
+    kept = [i for i in range(len(clips)) if i not in errors]
+    return [clips[i] for i in kept], [np.load(targets[i]) for i in kept]
+
+
+def _fresh(target: Path, source: Path) -> bool:
+    try:
+        return target.stat().st_mtime_ns >= source.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+
+
+def _run(jobs: list[tuple], workers: int, desc: str) -> list[str | None]:
+    if workers == 1:
+        return [_extract(*job) for job in tqdm(jobs, desc=desc, unit="clip")]
+    # Not plain fork: forking a process that already ran torch's thread pool can deadlock. The
+    # forkserver starts clean once, imports the extractor once, and forks workers cheaply from it.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["datasets.feature_cache"])
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        return list(tqdm(pool.map(_extract_job, jobs, chunksize=16), total=len(jobs), desc=desc, unit="clip"))
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _extract_job(job: tuple) -> str | None:
+    return _extract(*job)
+
+
+def _extract(path: str, target: str, data_cfg: DataConfig, feature_cfg: FeatureConfig,
+             expected_channels: int | None) -> str | None:
+    """Compute and store one clip's features; return an error message instead of raising, so
+    the parent can name every broken file."""
+    try:
+        wave = read_clip(Path(path), data_cfg.sample_rate, data_cfg.channel, expected_channels)
+    except AudioError as e:
+        return str(e)
+    features = log_mel_spectrogram(wave, data_cfg.sample_rate, feature_cfg)
+    target_path = Path(target)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target_path.with_name(f"{target_path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, features)
+    tmp.replace(target_path)
+    return None

@@ -1,0 +1,124 @@
+"""Evaluate a folder of submission files the way the official DCASE evaluator does.
+
+Reads `anomaly_score_*`/`decision_result_*` files and ground truth (an evaluator-layout folder
+with `ground_truth_data/` and `ground_truth_domain/`, by default `<folder>/ground_truth`; for
+development files, the labels in the clip names themselves). Writes the evaluator's report
+`<folder name>_result.csv` when asked.
+
+    python -m tools.evaluate results/dev_data/classical_knn
+    python -m tools.evaluate teams/myteam/system1 --ground-truth dcase2024_task2_evaluator --report out.csv
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from datasets.filenames import UnrecognisedFileName, parse_file_name
+from tools.metrics import SectionMetrics, hmean, jackknife_ci95, ranked_values, section_metrics
+from tools.result_tables import evaluator_rows, write_csv
+from tools.submission import (DECISION_PREFIX, SCORE_PREFIX, SectionTruth, SubmissionError, file_name,
+                              read_ground_truth, read_value_file, section_files)
+
+log = logging.getLogger(__name__)
+GROUND_TRUTH_DIR = "ground_truth"
+
+
+def truth_from_names(score_dir: Path) -> list[SectionTruth]:
+    """Ground truth read from labelled (development-style) clip names in the score files."""
+    truths = []
+    for machine, section in section_files(score_dir):
+        names = read_value_file(score_dir / file_name(SCORE_PREFIX, machine, section))
+        labels = {}
+        for name in names:
+            try:
+                fields = parse_file_name(name)
+            except UnrecognisedFileName as e:
+                raise SubmissionError(f"{score_dir}: {e}") from None
+            if fields.label is None or fields.domain is None:
+                raise SubmissionError(f"{score_dir}: {name} carries no label; pass the ground truth (--ground-truth)")
+            labels[name] = (fields.label == "anomaly", fields.domain == "target")
+        truths.append(SectionTruth(machine, section, labels))
+    if not truths:
+        raise SubmissionError(f"no anomaly_score_*_test.csv files in {score_dir}")
+    return truths
+
+
+def load_truth(score_dir: Path, ground_truth: Path | None = None) -> list[SectionTruth]:
+    """Ground truth for a folder: the given evaluator-layout folder, else `<folder>/ground_truth`,
+    else the labels in the clip names."""
+    if ground_truth is not None:
+        return read_ground_truth(ground_truth)
+    if (score_dir / GROUND_TRUTH_DIR).is_dir():
+        return read_ground_truth(score_dir / GROUND_TRUTH_DIR)
+    return truth_from_names(score_dir)
+
+
+def evaluate_folder(score_dir: Path, truths: list[SectionTruth], max_fpr: float = 0.1) -> list[SectionMetrics]:
+    """Metrics of every section in `truths`, read from the files in `score_dir`.
+
+    Raises:
+        SubmissionError: a section's score or decision file is missing or its rows do not match
+            the ground truth exactly (the official evaluator would skip or crash).
+    """
+    results = []
+    for truth in truths:
+        names = set(truth.labels)
+        scores = read_value_file(score_dir / file_name(SCORE_PREFIX, truth.machine, truth.section), expected=names)
+        decisions = read_value_file(score_dir / file_name(DECISION_PREFIX, truth.machine, truth.section), expected=names)
+        ordered = sorted(names)
+        results.append(section_metrics(
+            truth.machine, truth.section,
+            is_anomaly=np.array([truth.labels[n][0] for n in ordered]),
+            is_target=np.array([truth.labels[n][1] for n in ordered]),
+            scores=np.array([scores[n] for n in ordered]),
+            decisions=np.array([decisions[n] for n in ordered]),
+            max_fpr=max_fpr,
+        ))
+    return results
+
+
+def pooled_ci95(score_dir: Path, truths: list[SectionTruth], max_fpr: float = 0.1) -> float:
+    """The evaluator's `official score ci95`: mean of the jackknife CI95 of AUC and pAUC over the
+    clips of all sections pooled (in the evaluator's order: machine, section, sorted names)."""
+    is_anomaly, scores = [], []
+    for truth in truths:
+        values = read_value_file(score_dir / file_name(SCORE_PREFIX, truth.machine, truth.section))
+        for name in sorted(truth.labels):
+            is_anomaly.append(truth.labels[name][0])
+            scores.append(values[name])
+    return float(np.mean([jackknife_ci95(np.array(is_anomaly), np.array(scores)),
+                          jackknife_ci95(np.array(is_anomaly), np.array(scores), max_fpr)]))
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("score_dir", type=Path, help="folder with anomaly_score_* and decision_result_* files")
+    parser.add_argument("--ground-truth", type=Path, help="folder with ground_truth_data/ and ground_truth_domain/")
+    parser.add_argument("--report", type=Path, help="write the evaluator's <system>_result.csv layout here")
+    parser.add_argument("--max-fpr", type=float, default=0.1)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        truths = load_truth(args.score_dir, args.ground_truth)
+        results = evaluate_folder(args.score_dir, truths, args.max_fpr)
+    except SubmissionError as e:
+        log.error("%s", e)
+        return 1
+    score = hmean(ranked_values(results))
+    if args.report:
+        write_csv(args.report, evaluator_rows(results, pooled_ci95(args.score_dir, truths, args.max_fpr)))
+        log.info("report -> %s", args.report)
+    print(f"official score {score}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The interface every anomaly-detection system implements, so the shell scripts, the submission
+files and the metrics never need to know which system runs.
+
+A system is trained on normal clips (`fit`), scores clips (`score`, higher = more anomalous) with
+one of its named scorers, and round-trips through `save`/`load`. Learned state lives in
+attributes ending in `_`; after `fit`, `train_clips_` and `train_scores_` hold the training clips
+that were used and their scores per scorer, from which the decision thresholds are fitted.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from datasets.manifest import Clip
+from tools.config import Config
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a system needs besides its configuration section."""
+
+    cfg: Config
+    device: torch.device
+    expected_channels: int | None  # channel count the dataset promises; None accepts any
+
+
+class System(ABC):
+    """A trainable anomaly detector."""
+
+    # "machine": one model per machine type; "dataset": one model for all machine types.
+    scope: ClassVar[str] = "machine"
+    # Names of the scoring methods; the first is the default.
+    scorers: ClassVar[tuple[str, ...]]
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.train_clips_: list[Clip] = []
+        self.train_scores_: dict[str, np.ndarray] = {}
+
+    @abstractmethod
+    def fit(self, clips: list[Clip], workdir: Path) -> "System":
+        """Train on normal clips. `workdir` is the model folder: checkpoints for resuming go there.
+
+        Sets `train_clips_` (the clips used; broken ones may have been skipped) and
+        `train_scores_` (scorer -> [len(train_clips_)] scores, computed without letting a clip
+        vote for itself where the scorer would otherwise see it, e.g. leave-one-out k-NN).
+        """
+
+    @abstractmethod
+    def score(self, clips: list[Clip], scorer: str) -> np.ndarray:
+        """[len(clips)] anomaly scores, higher = more anomalous."""
+
+    @abstractmethod
+    def save(self, model_dir: Path) -> None:
+        """Store everything `load` needs in `model_dir`."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, model_dir: Path, ctx: RunContext) -> "System":
+        """Restore a system stored by `save`."""

@@ -1,0 +1,39 @@
+"""Process-wide set-up done once in each entry point's `main()`: logging, seeds, device."""
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(log_file: Path | None = None, level: str = "INFO") -> None:
+    """Log to the console and, if given, to `log_file` (appending, so reruns keep history)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch, and ask PyTorch for deterministic kernels where it has them."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def pick_device(spec: str) -> torch.device:
+    """`auto` -> the first CUDA device when present, else the CPU; otherwise the named device."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"run.device={spec} but no CUDA device is available; use auto or cpu")
+    return device

@@ -1,0 +1,44 @@
+"""Shared fixtures: paths to the reference data beside the clone and a generated demo corpus."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """`../shared` beside the clone (reference outputs, real clips); CI checks it out there."""
+    if not SHARED.is_dir():
+        pytest.fail(f"reference data not found at {SHARED}: clone the project beside shared/")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def dcase_reference(shared_dir: Path) -> Path:
+    return shared_dir / "reference" / "dcase"
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> Path:
+    """The default demo corpus, generated once per test session by the real generator."""
+    from datasets.demo_corpus import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("demo"))
+
+
+def run_script(args: list[str], cwd: Path = REPO_ROOT, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a real entry point (shell script or `python -m ...`) and capture its output."""
+    full_env = {**os.environ, "PYTHON": sys.executable, **(env or {})}
+    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

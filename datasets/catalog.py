@@ -14,6 +14,9 @@ import yaml
 CATALOG_FILE = Path(__file__).with_name("dcase_catalog.yaml")
 ZENODO_URL = "https://zenodo.org"
 ARCHIVE_KINDS = ("dev", "additional_train", "eval_test")
+# The split folders each archive kind brings: an additional-training zip and an evaluation-test zip
+# of one machine type unpack into the same `eval_data/raw/<machine>/` folder, one split each.
+ARCHIVE_SPLITS = {"dev": ("train", "test"), "additional_train": ("train",), "eval_test": ("test",)}
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,19 @@ class YearInfo:
     eval_machines: dict[str, tuple[str, ...]]
     zip_overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     md5: dict[str, str] = field(default_factory=dict)
+    clips_per_section: dict[str, int] = field(default_factory=dict)
+    eval_label_list: dict | None = None  # {"url": ..., "md5": ... or None}; None: not published
+
+    def expected_clips(self, kind: str, machine: str) -> dict[str, int]:
+        """Split -> least number of WAV files an archive of `kind` must bring for `machine`
+        (clips per section x sections); an empty dict where the catalogue does not know the counts."""
+        mode = "dev" if kind == "dev" else "eval"
+        sections = len(self.machines(mode).get(machine, ()))
+        return {
+            split: self.clips_per_section[split] * sections
+            for split in ARCHIVE_SPLITS[kind]
+            if split in self.clips_per_section and sections
+        }
 
     def machines(self, mode: str) -> dict[str, tuple[str, ...]]:
         """Machine type -> section ids of the development (`dev`) or evaluation (`eval`) set."""
@@ -98,6 +114,8 @@ def year_info(year: int) -> YearInfo:
         eval_machines={m: tuple(s) for m, s in entry["eval_machines"].items()},
         zip_overrides=entry.get("zip_overrides", {}),
         md5=entry.get("md5", {}),
+        clips_per_section=entry.get("clips_per_section", {}),
+        eval_label_list=entry.get("eval_label_list"),
     )
 
 

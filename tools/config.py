@@ -83,6 +83,17 @@ class ClassicalConfig:
 
 
 @dataclass
+class DownloadConfig:
+    jobs: int  # parallel downloads
+    retries: int  # further attempts per file after a network error
+    backoff_seconds: float  # wait before the first retry; doubles with each retry
+    timeout_seconds: float  # socket timeout of one request
+    chunk_bytes: int  # bytes read per step of a transfer
+    keep_zips: bool  # keep verified zips after unpacking (a --force re-unpack then needs no download)
+    label_list_url: str | None  # None: the official list in the catalogue; else a URL or path, {year} filled in
+
+
+@dataclass
 class Config:
     run: RunConfig
     data: DataConfig
@@ -91,6 +102,7 @@ class Config:
     decision: DecisionConfig
     metrics: MetricsConfig
     classical: ClassicalConfig
+    download: DownloadConfig
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

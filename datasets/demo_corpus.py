@@ -55,8 +55,8 @@ def _rotor(rng, speed, anomalous, n):
     x = sum((0.8 ** k) * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) for k in range(1, 8))
     x = x + 0.6 * _coloured_noise(rng, n, 200, 6000)
     if anomalous:
-        wobble = 1 + 0.35 * np.sin(2 * np.pi * speed * t + rng.uniform(0, 2 * np.pi))
-        x = x * wobble + 0.25 * np.sin(2 * np.pi * 2.5 * f0 * t)
+        wobble = 1 + 0.15 * np.sin(2 * np.pi * speed * t + rng.uniform(0, 2 * np.pi))
+        x = x * wobble + 0.08 * np.sin(2 * np.pi * 2.5 * f0 * t)
     return x
 
 
@@ -66,7 +66,7 @@ def _pump(rng, load, anomalous, n):
     x = sum(_coloured_noise(rng, n, c * 0.9, c * 1.1) * g for c, g in ((centre, 1.0), (2.3 * centre, 0.6), (4.1 * centre, 0.3)))
     x = x + 0.3 * _coloured_noise(rng, n, 100, 7000)
     if anomalous:
-        crackle = (rng.random(n) < 0.002) * rng.standard_normal(n) * 6
+        crackle = (rng.random(n) < 0.002) * rng.standard_normal(n) * 2.5
         x = x + signal.sosfilt(signal.butter(2, 3000, btype="highpass", fs=SAMPLE_RATE, output="sos"), crackle)
     return x
 
@@ -79,7 +79,7 @@ def _gears(rng, speed, anomalous, n):
     if anomalous:
         period = int(SAMPLE_RATE / speed)
         knocks = np.zeros(n)
-        knocks[rng.integers(0, period)::period] = 3.0
+        knocks[rng.integers(0, period)::period] = 1.2
         ring = np.exp(-np.arange(400) / 60.0) * np.sin(2 * np.pi * 1800 * np.arange(400) / SAMPLE_RATE)
         x = x + np.convolve(knocks, ring)[:n]
     return x
@@ -94,7 +94,7 @@ def _valve(rng, pattern, anomalous, n):
     click = np.exp(-np.arange(300) / 40.0) * rng.standard_normal(300)
     x = np.convolve(clicks, click)[:n] * 4 + 0.3 * np.sin(2 * np.pi * 50 * _t(n)) + 0.2 * _coloured_noise(rng, n, 100, 4000)
     if anomalous:
-        x = x + 0.5 * _coloured_noise(rng, n, 4000, 7500)
+        x = x + 0.2 * _coloured_noise(rng, n, 4000, 7500)
     return x
 
 

@@ -94,6 +94,19 @@ class DownloadConfig:
 
 
 @dataclass
+class AutoencoderConfig:
+    encoder_dims: list[int]  # widths of the encoder's dense layers, the last is the bottleneck; the decoder mirrors them
+    batch_norm_momentum: float  # PyTorch convention (weight of the new batch statistics)
+    batch_norm_eps: float
+    learning_rate: float  # Adam
+    batch_size: int  # context vectors per step
+    epochs: int
+    validation_split: float  # fraction of each domain's training clips held out to report a validation loss
+    amp: bool  # mixed precision (float16 autocast) on CUDA; ignored on the CPU
+    covariance_ridge: float  # Mahalanobis: added to the covariance diagonal, relative to its mean variance
+
+
+@dataclass
 class Config:
     run: RunConfig
     data: DataConfig
@@ -102,6 +115,7 @@ class Config:
     decision: DecisionConfig
     metrics: MetricsConfig
     classical: ClassicalConfig
+    autoencoder: AutoencoderConfig
     download: DownloadConfig
 
     def to_dict(self) -> dict:

@@ -1,0 +1,49 @@
+"""Decoding clips: the channel policy and every way a WAV can be wrong."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from datasets.audio import AudioError, read_clip
+
+
+def test_real_clip_decodes(shared_dir):
+    path = next((shared_dir / "data" / "dcase2023t2_dev_real_subset" / "fan" / "train").glob("*.wav"))
+    wave = read_clip(path, 16000, expected_channels=1)
+    assert wave.dtype == np.float32 and wave.shape == (160000,) and 0 < np.abs(wave).max() <= 1
+
+
+def test_stereo_2026_clip_gives_the_chosen_channel(tmp_path):
+    path = tmp_path / "section_00_source_train_normal_0000_.wav"
+    left, right = np.full(1600, 0.25, np.float32), np.full(1600, -0.5, np.float32)
+    sf.write(path, np.stack([left, right], axis=1), 16000)
+    assert read_clip(path, 16000, channel=0, expected_channels=2)[0] == pytest.approx(0.25, abs=1e-4)
+    assert read_clip(path, 16000, channel=1, expected_channels=2)[0] == pytest.approx(-0.5, abs=1e-4)
+    with pytest.raises(AudioError, match="has 2 channel\\(s\\), this dataset's clips have 1"):
+        read_clip(path, 16000, expected_channels=1)
+    with pytest.raises(AudioError, match="data.channel=2 does not exist"):
+        read_clip(path, 16000, channel=2)
+
+
+def test_wrong_sample_rate_is_named(tmp_path):
+    path = tmp_path / "clip.wav"
+    sf.write(path, np.zeros(4410, np.float32), 44100)
+    with pytest.raises(AudioError, match=r"clip.wav: sample rate is 44100 Hz, expected 16000 Hz"):
+        read_clip(path, 16000)
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00WAVEfmt garbage", b"not audio at all" * 100])
+def test_undecodable_file_is_named(tmp_path, content):
+    path = tmp_path / "section_00_source_test_normal_0001_.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioError, match="section_00_source_test_normal_0001_.wav: cannot be decoded"):
+        read_clip(path, 16000)
+
+
+def test_truncated_wav_is_named(tmp_path, shared_dir):
+    original = next((shared_dir / "data" / "dcase2023t2_dev_real_subset" / "valve" / "train").glob("*.wav"))
+    path = tmp_path / original.name
+    path.write_bytes(original.read_bytes()[:30])
+    with pytest.raises(AudioError, match=original.name):
+        read_clip(path, 16000)

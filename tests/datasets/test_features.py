@@ -1,0 +1,86 @@
+"""Log-mel features: parity with the official extractor (librosa), the cache key, the skip policy."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import librosa
+import numpy as np
+import pytest
+
+from datasets.audio import AudioError, read_clip
+from datasets.feature_cache import cached_log_mels, feature_key
+from datasets.features import log_mel_spectrogram
+from datasets.manifest import machine_clips
+from tools.config import load_config
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return load_config(overrides={"data.cache_dir": str(tmp_path / "cache"), "data.workers": 1})
+
+
+def test_log_mel_matches_librosa_on_a_real_clip(shared_dir, cfg):
+    path = next((shared_dir / "data" / "dcase2023t2_dev_real_subset" / "gearbox" / "train").glob("*.wav"))
+    wave = read_clip(path, 16000)
+    ours = log_mel_spectrogram(wave, 16000, cfg.feature)
+    mel = librosa.feature.melspectrogram(y=wave, sr=16000, n_fft=1024, hop_length=512, n_mels=128, power=2.0)
+    reference = 10.0 * np.log10(np.maximum(mel, np.finfo(float).eps)).T
+    assert ours.shape == reference.shape == (1 + 160000 // 512, 128)
+    assert np.abs(ours - reference).max() < 0.01  # dB
+
+
+def test_every_feature_parameter_changes_the_cache_key(cfg):
+    base = feature_key(cfg.data, cfg.feature)
+    changed = {"n_fft": 2048, "win_length": 512, "hop_length": 256, "n_mels": 64, "power": 1.0, "fmin": 50.0,
+               "fmax": 7000.0, "frames": 3}
+    for key, value in changed.items():
+        assert feature_key(cfg.data, dataclasses.replace(cfg.feature, **{key: value})) != base, key
+    assert feature_key(dataclasses.replace(cfg.data, channel=1), cfg.feature) != base
+    assert feature_key(dataclasses.replace(cfg.data, sample_rate=32000), cfg.feature) != base
+    assert feature_key(dataclasses.replace(cfg.data, workers=8), cfg.feature) == base
+
+
+def test_cache_is_reused_and_refreshed_when_the_wav_changes(demo_corpus, cfg, tmp_path):
+    clips = machine_clips(demo_corpus / "dev_data" / "raw", "SynthFan", "test")[:3]
+    _, first = cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
+    cached = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert len(cached) == 3
+    stamp = [p.stat().st_mtime_ns for p in cached]
+    _, second = cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
+    assert [p.stat().st_mtime_ns for p in cached] == stamp
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    os.utime(clips[0].path)  # a newer WAV invalidates its cached features
+    cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
+    assert [p.stat().st_mtime_ns for p in cached] != stamp
+
+
+def test_parallel_workers_give_the_same_features(demo_corpus, cfg, tmp_path):
+    clips = machine_clips(demo_corpus / "dev_data" / "raw", "SynthPump", "train")[:6]
+    _, serial = cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
+    parallel_data = dataclasses.replace(cfg.data, workers=2, cache_dir=str(tmp_path / "cache2"))
+    _, parallel = cached_log_mels(clips, parallel_data, cfg.feature, None, allow_skip=False)
+    assert all(np.array_equal(a, b) for a, b in zip(serial, parallel))
+
+
+def _corrupt_copy(clips, tmp_path):
+    folder = tmp_path / "raw" / "SynthFan" / "train"
+    folder.mkdir(parents=True)
+    for clip in clips:
+        (folder / clip.name).write_bytes(clip.path.read_bytes())
+    (folder / clips[1].name).write_bytes(b"RIFF broken")
+    return machine_clips(tmp_path / "raw", "SynthFan", "train")
+
+
+def test_broken_training_clip_stops_or_is_skipped_with_a_warning(demo_corpus, cfg, tmp_path, caplog):
+    clips = _corrupt_copy(machine_clips(demo_corpus / "dev_data" / "raw", "SynthFan", "train")[:3], tmp_path)
+    with pytest.raises(AudioError, match=f"{clips[1].name}: cannot be decoded.*data.on_bad_file: skip"):
+        cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=True)
+    skip = dataclasses.replace(cfg.data, on_bad_file="skip")
+    with caplog.at_level(logging.WARNING):
+        kept, features = cached_log_mels(clips, skip, cfg.feature, None, allow_skip=True)
+    assert [c.name for c in kept] == [clips[0].name, clips[2].name] and len(features) == 2
+    assert clips[1].name in caplog.text
+    with pytest.raises(AudioError, match=clips[1].name):  # test clips are never skipped
+        cached_log_mels(clips, skip, cfg.feature, None, allow_skip=False)

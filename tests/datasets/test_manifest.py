@@ -1,0 +1,106 @@
+"""Folder layouts -> Clip records, attribute tables, evaluation labels, and the layout errors."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from datasets.manifest import DatasetError, discover_machines, find_raw_dir, machine_clips, open_dataset
+
+
+def _wav(path: Path, seconds: float = 0.1, rate: int = 16000, channels: int = 1) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.zeros((int(seconds * rate), channels), dtype=np.float32), rate)
+    return path
+
+
+def test_real_subset_clips_with_attribute_values(shared_dir):
+    raw = shared_dir / "data" / "dcase2023t2_dev_real_subset"
+    assert discover_machines(raw) == ["ToyCar", "ToyTrain", "bearing", "fan", "gearbox", "slider", "valve"]
+    test = machine_clips(raw, "slider", "test")
+    assert [c.name for c in test] == sorted(c.name for c in test)
+    clip = test[0]
+    assert (clip.machine, clip.section, clip.domain, clip.split, clip.label, clip.index) == (
+        "slider", "00", "source", "test", "normal", 27)
+    assert clip.attributes == (("vel", "730"), ("ac", "0.11"))
+
+
+def test_attribute_table_wins_over_the_name(tmp_path):
+    machine = tmp_path / "gearbox"
+    _wav(machine / "train" / "section_00_source_train_normal_0000_noAttribute.wav")
+    (machine / "attributes_00.csv").write_text(
+        "file_name,d1p,d1v,d2p,d2v\n"
+        "gearbox/train/section_00_source_train_normal_0000_noAttribute.wav,volt,1.5,wt,150\n")
+    (clip,) = machine_clips(tmp_path, "gearbox", "train")
+    assert clip.attributes == (("volt", "1.5"), ("wt", "150"))
+    assert clip.attribute_string == "noAttribute"
+
+
+def test_2021_development_test_folders(tmp_path):
+    _wav(tmp_path / "fan" / "train" / "section_00_source_train_normal_0000_a_1.wav")
+    _wav(tmp_path / "fan" / "source_test" / "section_00_source_test_anomaly_0000.wav")
+    _wav(tmp_path / "fan" / "target_test" / "section_00_target_test_normal_0000.wav")
+    clips = machine_clips(tmp_path, "fan", "test")
+    assert [(c.domain, c.label, c.split) for c in clips] == [("source", "anomaly", "test"), ("target", "normal", "test")]
+
+
+def test_evaluation_labels_give_anonymous_clips_their_truth(tmp_path):
+    _wav(tmp_path / "Vacuum" / "test" / "section_00_0000.wav")
+    _wav(tmp_path / "Vacuum" / "test" / "section_00_0001.wav")
+    (tmp_path / "Vacuum" / "eval_labels.csv").write_text(
+        "section_00_0000.wav,section_00_target_test_anomaly_0001_noAttribute.wav\n")
+    clips = machine_clips(tmp_path, "Vacuum", "test")
+    assert [(c.name, c.domain, c.label, c.is_labelled) for c in clips] == [
+        ("section_00_0000.wav", "target", "anomaly", True), ("section_00_0001.wav", None, None, False)]
+
+
+def test_three_accepted_layouts(tmp_path, demo_corpus):
+    official = tmp_path / "data"
+    _wav(official / "dcase2024t2" / "dev_data" / "raw" / "fan" / "train" / "section_00_source_train_normal_0000_.wav")
+    assert find_raw_dir(official, 2024, "dev") == official / "dcase2024t2" / "dev_data" / "raw"
+    assert open_dataset(official, 2024, "dev", []).expected_channels == 1
+    assert find_raw_dir(demo_corpus, 2024, "dev") == demo_corpus / "dev_data" / "raw"
+    assert open_dataset(demo_corpus, 2024, "dev", []).expected_channels is None
+    own = tmp_path / "plant"
+    _wav(own / "compressor" / "train" / "section_00_source_train_normal_0000_.wav")
+    assert find_raw_dir(own, 2024, "dev") == own
+
+
+def test_missing_data_root_says_which_download_to_run(tmp_path):
+    with pytest.raises(DatasetError, match=r"run ./00_download.sh -d --year 2025 first"):
+        find_raw_dir(tmp_path / "nowhere", 2025, "dev")
+    with pytest.raises(DatasetError, match=r"./00_download.sh -e --year 2024 -a"):
+        find_raw_dir(tmp_path, 2024, "eval")
+
+
+def test_empty_machine_folder_and_missing_machine(tmp_path):
+    (tmp_path / "fan" / "train").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"no train clips \(\*\.wav\) in .*fan/train"):
+        machine_clips(tmp_path, "fan", "train")
+    with pytest.raises(DatasetError, match="has no test folder"):
+        machine_clips(tmp_path, "fan", "test")
+    with pytest.raises(DatasetError, match="machine type\\(s\\) valve not found.*present: fan"):
+        open_dataset(tmp_path, 2024, "dev", ["valve"])
+
+
+def test_unrecognised_file_name_is_named(tmp_path):
+    _wav(tmp_path / "fan" / "train" / "my_recording.wav")
+    with pytest.raises(DatasetError, match="my_recording.wav.*matches no DCASE naming scheme"):
+        machine_clips(tmp_path, "fan", "train")
+
+
+def test_split_in_name_must_match_folder(tmp_path):
+    _wav(tmp_path / "fan" / "train" / "section_00_source_test_normal_0000_.wav")
+    with pytest.raises(DatasetError, match="the name says 'test' but the file lies in a train folder"):
+        machine_clips(tmp_path, "fan", "train")
+
+
+def test_real_clips_copied_into_the_official_layout(shared_dir, tmp_path):
+    raw = tmp_path / "dcase2023t2" / "dev_data" / "raw"
+    shutil.copytree(shared_dir / "data" / "dcase2023t2_dev_real_subset", raw, ignore=shutil.ignore_patterns("*.csv"))
+    dataset = open_dataset(tmp_path, 2023, "dev", ["fan", "valve"])
+    assert dataset.machines == ["fan", "valve"] and dataset.expected_channels == 1
+    assert [c.label for c in dataset.clips("valve", "test")] == ["anomaly", "normal"]

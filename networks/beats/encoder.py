@@ -38,18 +38,19 @@ class _GradScale(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
-def relative_position_buckets(length: int, num_buckets: int, max_distance: int, device: torch.device) -> Tensor:
-    """T5-style bidirectional bucket of `key_pos - query_pos` for every (query, key) pair.
+def relative_position_buckets(relative: Tensor, num_buckets: int, max_distance: int) -> Tensor:
+    """T5-style bidirectional bucket of relative positions `key_pos - query_pos`.
 
     Half of the buckets cover each sign; within a half, distances below a quarter of
     `num_buckets` get their own bucket and larger ones share log-spaced buckets up to
     `max_distance`. Computed in float32 like the official code, so bucket edges agree.
 
+    Args:
+        relative: int64 tensor of any shape holding `key_pos - query_pos`.
+
     Returns:
-        `[length, length]` int64, indexed `[query, key]`.
+        int64 buckets, same shape as `relative`.
     """
-    positions = torch.arange(length, dtype=torch.long, device=device)
-    relative = positions.unsqueeze(0) - positions.unsqueeze(1)
     half = num_buckets // 2
     max_exact = half // 2
     buckets = (relative > 0).long() * half
@@ -145,32 +146,51 @@ class MultiheadAttention(nn.Module):
         qkv = F.linear(x, weight, bias).view(batch, time, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [batch, heads, time, head_dim]
 
-        mask = self._attention_mask(q, position_bias, key_padding_mask)
+        mask = self._attention_mask(x, position_bias, key_padding_mask, q.dtype)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
         )
         return self.out_proj(out.transpose(1, 2).reshape(batch, time, embed))
 
+    def _gate(self, x: Tensor) -> Tensor:
+        """Per-head, per-query gate `[batch, heads, time, 1]` of the relative position bias.
+
+        Officially: split the unscaled query per head, apply grep_linear (-> 8), sum the 8 in two
+        groups of 4, sigmoid -> (a, b), gate = a * (b * grep_a - 1) + 2. Everything before the
+        sigmoid is linear in x, so the group sums are folded into grep_linear and that into
+        q_proj: one [2 * heads, embed] projection of x replaces a per-head [time, 8] GEMM on a
+        strided view of q.
+        """
+        heads, head_dim = self.num_heads, self.head_dim
+        grep_weight = self.grep_linear.weight.view(2, 4, head_dim).sum(1)  # [2, head_dim]
+        grep_bias = self.grep_linear.bias.view(2, 4).sum(1)  # [2]
+        q_weight = self.q_proj.weight.view(heads, head_dim, -1)
+        weight = torch.einsum("gd,hdc->hgc", grep_weight, q_weight).reshape(2 * heads, -1)
+        bias = (self.q_proj.bias.view(heads, head_dim) @ grep_weight.t() + grep_bias).reshape(2 * heads)
+        batch, time, _ = x.shape
+        gate_a, gate_b = torch.sigmoid(F.linear(x, weight, bias)).view(batch, time, heads, 2).unbind(-1)
+        gate = gate_a * (gate_b * self.grep_a.view(1, 1, heads) - 1.0) + 2.0  # [batch, time, heads]
+        return gate.transpose(1, 2).unsqueeze(-1)
+
     def _attention_mask(
-        self, q: Tensor, position_bias: Optional[Tensor], key_padding_mask: Optional[Tensor]
+        self, x: Tensor, position_bias: Optional[Tensor], key_padding_mask: Optional[Tensor], dtype: torch.dtype
     ) -> Optional[Tensor]:
-        """Additive logit mask `[batch or 1, heads or 1, time, time]`: gated bias plus -inf on padded keys."""
+        """Additive logit mask `[batch or 1, heads or 1, time, time]`: gated bias plus -inf on padded keys.
+
+        Built in `dtype`, the dtype of the queries (bf16/fp16 under autocast), as SDPA requires.
+        """
         padding = None
         if key_padding_mask is not None:
-            padding = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
+            padding = torch.zeros(key_padding_mask.shape, dtype=dtype, device=x.device)
             padding = padding.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
         if position_bias is None:
             return padding
-        position_bias = position_bias.to(q.dtype)
+        position_bias = position_bias.to(dtype)
         if self.gru_rel_pos:
-            # The gate reads the unscaled query: per head, 8 outputs summed in two groups of 4.
-            batch, heads, time, _ = q.shape
-            gates = torch.sigmoid(self.grep_linear(q).view(batch, heads, time, 2, 4).sum(-1))
-            gate_a, gate_b = gates.unbind(-1)
-            gate = gate_a * (gate_b * self.grep_a[:, :, :, 0] - 1.0) + 2.0
+            gate = self._gate(x).to(dtype)
             if padding is None:
-                return gate.unsqueeze(-1) * position_bias
-            return torch.addcmul(padding, gate.unsqueeze(-1), position_bias)
+                return gate * position_bias
+            return torch.addcmul(padding, gate, position_bias)
         return position_bias.unsqueeze(0) if padding is None else padding + position_bias
 
 
@@ -223,25 +243,32 @@ class TransformerEncoder(nn.Module):
             layers.append(EncoderLayer(cfg, own_bias=own, shared_bias=shared))
         self.layers = nn.ModuleList(layers)
         self.layer_norm = nn.LayerNorm(cfg.encoder_embed_dim)
-        # Bucket table for the longest sequence seen so far, per device; shorter sequences use
-        # its top-left corner (buckets depend only on key - query). Not part of the state_dict.
+        # Buckets of the relative distances -(L-1) .. L-1 for the longest length L seen so far,
+        # per device; any shorter length uses a centred slice. Not part of the state_dict.
         self._bucket_cache: dict[torch.device, Tensor] = {}
 
+    def _distance_buckets(self, length: int, device: torch.device) -> Tensor:
+        """Buckets `[2 * length - 1]` of the distances `-(length - 1) .. length - 1`."""
+        cached = self._bucket_cache.get(device)
+        if cached is None or cached.shape[0] < 2 * length - 1:
+            # A tensor made under inference_mode could not enter a later training pass.
+            with torch.inference_mode(False):
+                distances = torch.arange(-(length - 1), length, dtype=torch.long, device=device)
+                cached = relative_position_buckets(distances, self.cfg.num_buckets, self.cfg.max_distance)
+            self._bucket_cache[device] = cached
+        centre = cached.shape[0] // 2
+        return cached[centre - (length - 1) : centre + length]
+
     def position_bias(self, length: int, device: torch.device) -> Optional[Tensor]:
-        """Un-gated relative position bias `[heads, length, length]` from layer 0's table, or None."""
+        """Un-gated relative position bias `[heads, length, length]` (query, key) from layer 0's table, or None."""
         if not self.cfg.relative_position_embedding:
             return None
-        cached = self._bucket_cache.get(device)
-        if cached is None or cached.shape[0] < length:
-            # A table made under inference_mode could not be used by a later training pass.
-            with torch.inference_mode(False):
-                cached = relative_position_buckets(length, self.cfg.num_buckets, self.cfg.max_distance, device)
-            self._bucket_cache[device] = cached
-        buckets = cached[:length, :length]
         table = self.layers[0].self_attn.relative_attention_bias.weight  # [num_buckets, heads]
-        # Indexing the transposed table yields a contiguous [heads, T, T] tensor, which the
-        # per-layer gating then reads at full memory speed.
-        return table.t()[:, buckets]
+        per_distance = table.t()[:, self._distance_buckets(length, device)]  # [heads, 2L - 1]
+        # The bias is Toeplitz: bias[h, i, j] = per_distance[h, j - i + L - 1]. Unfolding the
+        # reversed vector gives rows of i + j; the second flip turns them into j - i and makes
+        # one contiguous copy, much cheaper than gathering L^2 bucket indices.
+        return per_distance.flip(-1).unfold(-1, length, 1).flip(-1)
 
     def forward(self, x: Tensor, padding_mask: Optional[Tensor]) -> Tensor:
         """Encode tokens.

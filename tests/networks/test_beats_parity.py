@@ -193,3 +193,17 @@ def test_training_mode_matches_and_backpropagates(beats_reference_dir, golden):
         assert param.grad is not None, f"no gradient for {name}"
         assert torch.isfinite(param.grad).all(), f"non-finite gradient for {name}"
         assert param.grad.abs().sum() > 0, f"zero gradient for {name}"
+
+
+def test_autocast_training_step_runs(beats_reference_dir, golden):
+    """Mixed precision (the GPU training path; bf16 autocast also exists on CPU) works with a mask."""
+    model = load_beats(beats_reference_dir / "tiny_beats_official_format.pt").train()
+    model.cfg.encoder_layerdrop = 0.0
+    wave = torch.from_numpy(golden["waveform"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        features, mask = model.extract_features(wave, torch.from_numpy(golden["padding_mask"]))
+    features.float().pow(2).mean().backward()
+    assert features.dtype == torch.bfloat16
+    # bf16 keeps ~3 significant digits; this only guards against a broken mixed-precision path.
+    assert max_abs_diff(features.detach().float(), golden["features"]) < 0.2
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -8,8 +8,10 @@ mask, or class probabilities `[batch, classes]` for fine-tuned models.
 Parameter names and shapes are those of the official BEATs state_dict, so official checkpoints
 load strictly. The forward pass follows the official semantics (post-LN DeepNorm layers, gated
 relative position bias shared from layer 0, weight-normed grouped positional convolution); it is
-written for speed (fused q/k/v projection, `scaled_dot_product_attention` with the gated bias as
-a float mask, relative-position buckets cached per module) and stays differentiable throughout.
+written for speed (`scaled_dot_product_attention` with the gated bias as a float mask, the bias
+built once per forward as a Toeplitz copy from buckets cached per module, no 32x logit rescaling)
+and stays differentiable throughout, with every sub-module called as a module so peft adapters
+(LoRA) on the projections take effect.
 """
 
 from __future__ import annotations
@@ -140,54 +142,53 @@ class MultiheadAttention(nn.Module):
             `[batch, time, embed]`.
         """
         batch, time, embed = x.shape
-        # One GEMM instead of three; the parameters keep their official names.
-        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
-        bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
-        qkv = F.linear(x, weight, bias).view(batch, time, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [batch, heads, time, head_dim]
+        # The projections are called as modules (not fused from their weights) so that adapters
+        # such as LoRA wrapped around them by peft take effect.
+        q = self.q_proj(x).view(batch, time, self.num_heads, self.head_dim)
+        k = self.k_proj(x).view(batch, time, self.num_heads, self.head_dim)
+        v = self.v_proj(x).view(batch, time, self.num_heads, self.head_dim)
 
-        mask = self._attention_mask(x, position_bias, key_padding_mask, q.dtype)
+        mask = self._attention_mask(q, position_bias, key_padding_mask)
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
         )
         return self.out_proj(out.transpose(1, 2).reshape(batch, time, embed))
 
-    def _gate(self, x: Tensor) -> Tensor:
+    def _gate(self, q: Tensor) -> Tensor:
         """Per-head, per-query gate `[batch, heads, time, 1]` of the relative position bias.
 
-        Officially: split the unscaled query per head, apply grep_linear (-> 8), sum the 8 in two
-        groups of 4, sigmoid -> (a, b), gate = a * (b * grep_a - 1) + 2. Everything before the
-        sigmoid is linear in x, so the group sums are folded into grep_linear and that into
-        q_proj: one [2 * heads, embed] projection of x replaces a per-head [time, 8] GEMM on a
-        strided view of q.
+        From the unscaled query per head: grep_linear (-> 8), the 8 summed in two groups of 4,
+        sigmoid -> (a, b), gate = a * (b * grep_a - 1) + 2. Reading q as `[batch, time, heads,
+        head_dim]` keeps the small grep_linear GEMM on contiguous memory.
         """
-        heads, head_dim = self.num_heads, self.head_dim
-        grep_weight = self.grep_linear.weight.view(2, 4, head_dim).sum(1)  # [2, head_dim]
-        grep_bias = self.grep_linear.bias.view(2, 4).sum(1)  # [2]
-        q_weight = self.q_proj.weight.view(heads, head_dim, -1)
-        weight = torch.einsum("gd,hdc->hgc", grep_weight, q_weight).reshape(2 * heads, -1)
-        bias = (self.q_proj.bias.view(heads, head_dim) @ grep_weight.t() + grep_bias).reshape(2 * heads)
-        batch, time, _ = x.shape
-        gate_a, gate_b = torch.sigmoid(F.linear(x, weight, bias)).view(batch, time, heads, 2).unbind(-1)
+        batch, time, heads, _ = q.shape
+        gate_a, gate_b = torch.sigmoid(self.grep_linear(q).view(batch, time, heads, 2, 4).sum(-1)).unbind(-1)
         gate = gate_a * (gate_b * self.grep_a.view(1, 1, heads) - 1.0) + 2.0  # [batch, time, heads]
         return gate.transpose(1, 2).unsqueeze(-1)
 
     def _attention_mask(
-        self, x: Tensor, position_bias: Optional[Tensor], key_padding_mask: Optional[Tensor], dtype: torch.dtype
+        self, q: Tensor, position_bias: Optional[Tensor], key_padding_mask: Optional[Tensor]
     ) -> Optional[Tensor]:
         """Additive logit mask `[batch or 1, heads or 1, time, time]`: gated bias plus -inf on padded keys.
 
-        Built in `dtype`, the dtype of the queries (bf16/fp16 under autocast), as SDPA requires.
+        Args:
+            q: unscaled queries `[batch, time, heads, head_dim]`; the mask takes their dtype
+                (bf16/fp16 under autocast), as SDPA requires.
         """
+        dtype = q.dtype
         padding = None
         if key_padding_mask is not None:
-            padding = torch.zeros(key_padding_mask.shape, dtype=dtype, device=x.device)
+            padding = torch.zeros(key_padding_mask.shape, dtype=dtype, device=q.device)
             padding = padding.masked_fill(key_padding_mask, float("-inf"))[:, None, None, :]
         if position_bias is None:
             return padding
         position_bias = position_bias.to(dtype)
         if self.gru_rel_pos:
-            gate = self._gate(x).to(dtype)
+            gate = self._gate(q).to(dtype)
             if padding is None:
                 return gate * position_bias
             return torch.addcmul(padding, gate, position_bias)

@@ -207,3 +207,24 @@ def test_autocast_training_step_runs(beats_reference_dir, golden):
     # bf16 keeps ~3 significant digits; this only guards against a broken mixed-precision path.
     assert max_abs_diff(features.detach().float(), golden["features"]) < 0.2
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_lora_adapters_on_the_projections_take_effect(beats_reference_dir, golden):
+    """peft LoRA on q/v projections changes the output and receives gradients (fine-tuning path)."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    model = load_beats(beats_reference_dir / "tiny_beats_official_format.pt")
+    model = inject_adapter_in_model(LoraConfig(r=4, target_modules=["q_proj", "v_proj"]), model)
+    wave = torch.from_numpy(golden["waveform"][:1])
+    with torch.no_grad():
+        before, _ = model.extract_features(wave)
+    # LoRA starts as the identity (B = 0); any non-zero B must show up in the features.
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+    features, _ = model.extract_features(wave)
+    assert max_abs_diff(before, golden["features_nomask_10s"]) < FEATURE_TOL
+    assert (features.detach() - before).abs().max() > 1e-3
+    features.pow(2).mean().backward()
+    lora = [param for name, param in model.named_parameters() if "lora_" in name]
+    assert lora and all(param.grad is not None and param.grad.abs().sum() > 0 for param in lora)

@@ -1,0 +1,161 @@
+"""The real shell scripts 01 -> 02 -> 03 on the demo corpus, and what they do with bad input."""
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+
+from datasets.demo_corpus import DEV_MACHINES, EVAL_MACHINES
+from tests.conftest import run_script
+from tools.evaluate import evaluate_folder, load_truth
+from tools.metrics import hmean, ranked_values
+from tools.result_tables import BASELINE_COLUMNS
+
+MACHINES = sorted(m.name for m in DEV_MACHINES)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, demo_corpus):
+    root = tmp_path_factory.mktemp("run")
+    return {"root": root, "data": demo_corpus,
+            "args": ["--data-root", str(demo_corpus), "--run.model_dir", str(root / "models"),
+                     "--run.result_dir", str(root / "results"), "--data.cache_dir", str(root / "cache")]}
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def dev_run(workspace, repo_root):
+    args = workspace["args"]
+    train = _ok(run_script(["./01_train.sh", "-d", *args]))
+    rerun = _ok(run_script(["./01_train.sh", "-d", *args]))
+    test = _ok(run_script(["./02_test.sh", "-d", *args]))
+    gaussian = _ok(run_script(["./02_test.sh", "-d", "--score", "gaussian", *args]))
+    return {"train": train, "rerun": rerun, "test": test, "gaussian": gaussian,
+            "results": workspace["root"] / "results" / "dev_data"}
+
+
+def test_training_writes_a_model_per_machine_and_a_rerun_skips(dev_run, workspace):
+    models = workspace["root"] / "models" / "dev_data" / "classical"
+    assert sorted(p.name for p in models.iterdir() if p.is_dir()) == MACHINES
+    for machine in MACHINES:
+        for name in (".completed", "config.yaml", "train_scores.csv", "classical.joblib"):
+            assert (models / machine / name).is_file(), (machine, name)
+    assert dev_run["rerun"].stderr.count("skipping, already trained with this configuration") == len(MACHINES)
+
+
+def test_submission_files_follow_the_official_format(dev_run, workspace):
+    out = dev_run["results"] / "classical_knn"
+    for machine in MACHINES:
+        test_names = sorted(p.name for p in (workspace["data"] / "dev_data" / "raw" / machine / "test").glob("*.wav"))
+        for kind in ("anomaly_score", "decision_result"):
+            path = out / f"{kind}_{machine}_section_00_test.csv"
+            rows = list(csv.reader(path.open()))
+            assert [r[0] for r in rows] == test_names  # every clip, file-name order, no header
+            assert all(len(r) == 2 for r in rows)
+            if kind == "decision_result":
+                assert {r[1] for r in rows} <= {"0", "1"}
+            else:
+                [float(r[1]) for r in rows]
+        assert path.read_bytes().endswith(b".wav,0\n") or path.read_bytes().endswith(b".wav,1\n")
+
+
+def test_result_csv_layout_and_official_score(dev_run):
+    out = dev_run["results"] / "classical_knn"
+    rows = list(csv.reader((out / "result.csv").open()))
+    assert rows[0] == ["SynthFan"] and rows[1] == BASELINE_COLUMNS and rows[2][0] == "00"
+    assert [r[0] for r in rows[3:5]] == ["arithmetic mean", "harmonic mean"]
+    score_row = next(r for r in rows if r and r[0] == "official score")
+    results = evaluate_folder(out, load_truth(out))
+    assert float(score_row[1]) == pytest.approx(hmean(ranked_values(results)), abs=1e-12)
+    assert "official score (dcase2022 ranking)" in dev_run["test"].stderr
+    assert (out / "config.yaml").is_file() and (out / "ground_truth" / "ground_truth_data").is_dir()
+
+
+def test_quality_floor_of_the_classical_system_on_the_demo(dev_run):
+    results = evaluate_folder(dev_run["results"] / "classical_gaussian", load_truth(dev_run["results"] / "classical_gaussian"))
+    assert hmean(ranked_values(results)) > 0.70
+
+
+def test_summary_table_plots_and_evaluator_ready_folder(dev_run, workspace, tmp_path):
+    results_root = workspace["root"] / "results"
+    summary = _ok(run_script(["./03_summarize_results.sh", "--result-dir", str(results_root),
+                              "--submission-dir", str(tmp_path / "teams"), "--team", "demo"]))
+    rows = list(csv.reader((results_root / "summary" / "dev_summary.csv").open()))
+    assert rows[0] == ["System", "metric", "h-mean", "a-mean"] + MACHINES
+    assert [r[:2] for r in rows[1:5]] == [["classical_gaussian", m] for m in
+                                         ("AUC (source)", "AUC (target)", "pAUC (source, target)", "TOTAL score")]
+    assert "| classical_knn | TOTAL score |" in summary.stdout
+    for system in ("classical_knn", "classical_gaussian"):
+        for machine in MACHINES:
+            png = results_root / "summary" / "plots" / "dev_data" / system / f"{machine}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        packed = tmp_path / "teams" / "demo" / system
+        assert sorted(p.name for p in packed.iterdir()) == sorted(
+            f"{k}_{m}_section_00_test.csv" for k in ("anomaly_score", "decision_result") for m in MACHINES)
+        # what the evaluator does: sorted rows matched to its ground truth, every machine present
+        truths = load_truth(dev_run["results"] / system)
+        assert evaluate_folder(packed, truths) == evaluate_folder(dev_run["results"] / system, truths)
+
+
+def test_evaluation_mode_without_and_with_labels(workspace):
+    args = workspace["args"]
+    _ok(run_script(["./01_train.sh", "-e", *args]))
+    unlabelled = _ok(run_script(["./02_test.sh", "-e", *args]))
+    out = workspace["root"] / "results" / "eval_data" / "classical_knn"
+    assert "no metrics" in unlabelled.stderr and not (out / "result.csv").exists()
+    machines = sorted(m.name for m in EVAL_MACHINES)
+    assert sorted(p.name for p in out.glob("anomaly_score_*")) == [f"anomaly_score_{m}_section_00_test.csv" for m in machines]
+    # the labelling step's output: <machine>/eval_labels.csv (anonymous name, labelled name)
+    current = None
+    for row in csv.reader((workspace["data"] / "eval_data_list_demo.csv").open()):
+        if len(row) == 1:
+            current = (workspace["data"] / "eval_data" / "raw" / row[0] / "eval_labels.csv").open("w")
+        else:
+            current.write(",".join(row) + "\n")
+            current.flush()
+    labelled = _ok(run_script(["./02_test.sh", "-e", *args]))
+    assert (out / "result.csv").is_file() and "official score" in labelled.stderr
+    for machine in machines:
+        (workspace["data"] / "eval_data" / "raw" / machine / "eval_labels.csv").unlink()
+
+
+def test_missing_data_root_names_the_download_command(workspace, tmp_path):
+    result = run_script(["./01_train.sh", "-d", "--data-root", str(tmp_path / "none"), "--year", "2024",
+                         "--run.model_dir", str(tmp_path / "m")])
+    assert result.returncode == 1 and "run ./00_download.sh -d --year 2024 first" in result.stderr
+
+
+def test_unknown_config_key_unknown_system_and_scorer(workspace):
+    result = run_script(["./01_train.sh", "-d", "--train.epochs", "1"])
+    assert result.returncode == 2 and "unknown config key 'train.epochs'" in result.stderr
+    result = run_script(["./01_train.sh", "-d", "--system", "nosuch"])
+    assert result.returncode == 2 and "unknown system 'nosuch'; valid: classical" in result.stderr
+    result = run_script(["./02_test.sh", "-d", "--score", "mahala", *workspace["args"]])
+    assert result.returncode == 2 and "has no scorer 'mahala'; valid: knn, lof, iforest, gaussian" in result.stderr
+
+
+def test_scoring_without_a_model_names_the_training_command(workspace, tmp_path):
+    result = run_script(["./02_test.sh", "-d", *workspace["args"], "--run.model_dir", str(tmp_path / "empty")])
+    assert result.returncode == 1 and "run ./01_train.sh -d --system classical first" in result.stderr
+
+
+def test_broken_test_clip_is_named_and_a_broken_training_clip_can_be_skipped(workspace, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(workspace["data"] / "dev_data" / "raw" / "SynthValve", data / "SynthValve")
+    broken_train = sorted((data / "SynthValve" / "train").glob("*.wav"))[3]
+    broken_train.write_bytes(b"RIFF\x00")
+    args = ["--data-root", str(data), "--run.model_dir", str(tmp_path / "models"),
+            "--run.result_dir", str(tmp_path / "results"), "--data.cache_dir", str(tmp_path / "cache")]
+    stopped = run_script(["./01_train.sh", "-d", *args])
+    assert stopped.returncode == 1 and broken_train.name in stopped.stderr and "training failed for: SynthValve" in stopped.stderr
+    skipped = _ok(run_script(["./01_train.sh", "-d", *args, "--data.on_bad_file", "skip"]))
+    assert f"skipping {broken_train}" in skipped.stderr
+    broken_test = sorted((data / "SynthValve" / "test").glob("*.wav"))[0]
+    broken_test.write_bytes(b"garbage")
+    failed = run_script(["./02_test.sh", "-d", *args, "--data.on_bad_file", "skip"])
+    assert failed.returncode == 1 and f"{broken_test}: cannot be decoded" in failed.stderr

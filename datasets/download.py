@@ -147,7 +147,9 @@ def _transfer(url: str, part: Path, meta_path: Path, settings: FetchSettings, pr
     headers = {"User-Agent": USER_AGENT}
     if have:
         headers["Range"] = f"bytes={have}-"
-        validator = meta.get("etag") or meta.get("last_modified")
+        etag = meta.get("etag")
+        # If-Range needs a strong validator; with a weak ETag the date is the safer check.
+        validator = etag if etag and not etag.startswith("W/") else meta.get("last_modified")
         if validator:
             # The server answers 200 with the whole file instead of 206 if the file changed since.
             headers["If-Range"] = validator

@@ -2,7 +2,8 @@
 
 Reads a label list: a line with one field names a machine type; the lines after it are
 `anonymous_name,labelled_name` (2020 adds a third field, 0 = normal, 1 = anomaly, checked against
-the labelled name and otherwise ignored). Reads `<machine>/test/*.wav`. Writes, per machine type:
+the labelled name and otherwise ignored). Reads `<machine>/test/*.wav` (or `source_test/` and
+`target_test/`, should an evaluation zip use them). Writes, per machine type:
   - `<machine>/test_rename/<labelled name>.wav`, as the official tools do: hard links to the test clips
     where the file system allows, else copies; built in `.test_rename.tmp/` and renamed into place;
   - `<machine>/eval_labels.csv` (`anonymous_name,labelled_name` rows, no header; written atomically),
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datasets.filenames import UnrecognisedFileName, parse_file_name
-from datasets.manifest import EVAL_LABELS_FILE, read_eval_labels
+from datasets.manifest import EVAL_LABELS_FILE, SPLIT_FOLDERS, read_eval_labels
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +111,16 @@ def label_machine(machine_dir: Path, rows: list[tuple[str, str]], force: bool = 
     """
     machine_dir = Path(machine_dir)
     test_dir = machine_dir / "test"
-    if not test_dir.is_dir():
+    folders = [machine_dir / f for f in SPLIT_FOLDERS["test"] if (machine_dir / f).is_dir()]
+    if not folders:
         raise LabelListError(f"{test_dir} does not exist: download the evaluation test data first (./00_download.sh -e)")
-    on_disk = {p.name for p in test_dir.iterdir() if p.suffix.lower() == ".wav"}
+    clip_paths = {p.name: p for folder in folders for p in folder.iterdir() if p.suffix.lower() == ".wav"}
+    on_disk = set(clip_paths)
     listed = {anonymous for anonymous, _ in rows}
     missing, unlisted = sorted(listed - on_disk), sorted(on_disk - listed)
     if missing or unlisted:
         raise LabelListError(
-            f"the label list for {machine_dir.name} does not fit {test_dir}: {len(missing)} listed clips are not "
+            f"the label list for {machine_dir.name} does not fit {', '.join(map(str, folders))}: {len(missing)} listed clips are not "
             f"there{' (e.g. ' + missing[0] + ')' if missing else ''} and {len(unlisted)} clips there are not "
             f"listed{' (e.g. ' + unlisted[0] + ')' if unlisted else ''}. Is it the list of another year, or is the "
             f"download incomplete (rerun ./00_download.sh -e --force)?"
@@ -134,12 +137,12 @@ def label_machine(machine_dir: Path, rows: list[tuple[str, str]], force: bool = 
     for anonymous, labelled in mapping.items():
         if linked:
             try:
-                os.link(test_dir / anonymous, tmp / labelled)
+                os.link(clip_paths[anonymous], tmp / labelled)
                 continue
             except OSError as e:
                 log.info("%s: cannot hard-link (%s); copying the clips instead", machine_dir.name, e)
                 linked = False
-        shutil.copy2(test_dir / anonymous, tmp / labelled)
+        shutil.copy2(clip_paths[anonymous], tmp / labelled)
     if renamed.exists():
         old = machine_dir / f".{RENAMED_FOLDER}.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -166,7 +169,7 @@ def label_dataset(raw_dir: Path, lists: dict[str, list[tuple[str, str]]], machin
     results = []
     for machine in wanted:
         machine_dir = raw_dir / machine
-        if not (machine_dir / "test").is_dir():
+        if not any((machine_dir / f).is_dir() for f in SPLIT_FOLDERS["test"]):
             log.info("%s: no evaluation test clips in %s; nothing to label", machine, machine_dir)
             continue
         if machine not in lists:

@@ -47,6 +47,14 @@ def test_interrupted_run_leaves_a_part_file_that_the_next_run_resumes(file_serve
     assert file_server.gets()[-1].range == "bytes=50000-" and file_server.gets()[-1].status == 206
 
 
+def test_weak_etag_is_not_used_to_guard_a_resume(file_server, tmp_path):
+    served = file_server.add(PATH, BODY, drops=[40_000])
+    served.etag = 'W/"weak"'
+    fetch(file_server.url + PATH, tmp_path / "dev_fan.zip", md5=MD5, settings=FAST)
+    second = file_server.gets()[-1]
+    assert (second.range, second.if_range, second.status) == ("bytes=40000-", None, 206)
+
+
 def test_server_without_range_support_restarts_from_the_beginning(file_server, tmp_path):
     file_server.ranges = False
     file_server.add(PATH, BODY, drops=[80_000, 30_000])

@@ -109,6 +109,22 @@ def test_labelling_writes_test_rename_and_the_label_map(eval_corpus):
     assert not any(p.name.startswith(".") for p in machine.iterdir())
 
 
+def test_2021_style_clips_in_source_and_target_test_folders(tmp_path):
+    machine = tmp_path / "raw" / "fan"
+    rows = []
+    for domain in ("source", "target"):
+        (machine / f"{domain}_test").mkdir(parents=True)
+        for i in range(3):
+            anonymous = f"section_03_{domain}_test_{i:04d}.wav"
+            (machine / f"{domain}_test" / anonymous).write_bytes(tiny_wav())
+            rows.append((anonymous, f"section_03_{domain}_test_{'anomaly' if i else 'normal'}_{i:04d}.wav"))
+    text = label_list_text({"fan": rows})
+    result = label_machine(machine, parse_label_list(text)["fan"])
+    assert result.clips == 6 and len(list((machine / "test_rename").iterdir())) == 6
+    clips = machine_clips(tmp_path / "raw", "fan", "test")
+    assert [(c.domain, c.label) for c in clips][:3] == [("source", "normal"), ("source", "anomaly"), ("source", "anomaly")]
+
+
 def test_relabelling_skips_and_force_redoes(eval_corpus):
     lists = read_label_list(eval_corpus / "eval_data_list_demo.csv")
     machine = eval_corpus / "eval_data" / "raw" / "SynthConveyor"

@@ -10,6 +10,7 @@ import io
 import re
 import socket
 import threading
+import time
 import wave
 import zipfile
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ class Served:
     body: bytes
     drops: list[int] = field(default_factory=list)  # per coming GET: close after this many body bytes
     etag: str | None = None
+    delay: float = 0.0  # seconds to wait after each 16 KB sent (a slow server)
 
     def __post_init__(self):
         if self.etag is None:
@@ -131,7 +133,14 @@ class FileServer:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
                     return
-                self.wfile.write(payload)
+                try:
+                    for offset in range(0, len(payload), 16384):
+                        self.wfile.write(payload[offset:offset + 16384])
+                        if served.delay:
+                            self.wfile.flush()
+                            time.sleep(served.delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client went away
 
         return Handler
 

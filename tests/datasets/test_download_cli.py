@@ -2,6 +2,12 @@
 zips built in the DCASE layout at Zenodo's URL paths."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from datasets.catalog import year_info
@@ -91,6 +97,32 @@ def test_dropped_connection_then_a_resumed_run(served, zips, tmp_path):
     assert (last.range, last.status) == ("bytes=100000-", 206)
     assert (zips_dir / "dev_fan.zip").read_bytes() == zips["bodies"][path]
     assert len(machine_clips(root / "dcase2024t2" / "dev_data" / "raw", DEV, "test")) == 200
+
+
+def test_interrupted_script_keeps_the_partial_file_and_the_rerun_resumes_it(served, zips, tmp_path, repo_root):
+    path = zips["paths"]["dev"]
+    served.files[path].delay = 0.05  # about 0.3 MB/s: slow enough to interrupt mid-file
+    root = tmp_path / "data"
+    part = root / "dcase2024t2" / "zips" / "dev_fan.zip.part"
+    command = [str(repo_root / "00_download.sh"), "-d", "--machines", DEV, *args(served, root)]
+    process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHON": sys.executable},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (part.exists() and part.stat().st_size >= 32768) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "interrupted: partial downloads are kept" in err
+    kept = part.stat().st_size
+    assert 0 < kept < len(zips["bodies"][path])
+    assert not (root / "dcase2024t2" / "zips" / "dev_fan.zip").exists()
+    assert not (root / "dcase2024t2" / "dev_data" / "raw" / DEV).exists()
+
+    served.files[path].delay = 0
+    assert download.main(["-d", "--machines", DEV, *args(served, root)]) == 0
+    assert served.gets(path)[-1].range == f"bytes={kept}-"
+    assert (root / "dcase2024t2" / "dev_data" / "raw" / DEV / ".completed_dev_fan.zip").is_file()
 
 
 def test_server_without_ranges_restarts_the_file(served, zips, tmp_path, capsys):

@@ -180,7 +180,7 @@ def test_label_list_from_a_url_and_an_unreachable_one(served, zips, tmp_path, ca
     assert (machine / "test_rename").is_dir() and (machine / EVAL_LABELS_FILE).is_file()
 
 
-def test_no_label_and_dry_run(served, zips, tmp_path, capsys):
+def test_dry_run_no_label_and_not_keeping_zips(served, zips, tmp_path, capsys):
     root = tmp_path / "data"
     assert download.main(["-e", "--machines", EVAL, "--dry-run", *args(served, root)]) == 0
     err = capsys.readouterr().err
@@ -188,9 +188,10 @@ def test_no_label_and_dry_run(served, zips, tmp_path, capsys):
     assert "eval_data_3DPrinter_test.zip" in err and f"{size / 1000:.1f} KB" in err
     assert served.gets() == [] and not (root / "dcase2024t2" / "zips").exists()
 
-    assert download.main(["-e", "--machines", EVAL, "--no-label", *args(served, root)]) == 0
+    assert download.main(["-e", "--machines", EVAL, "--no-label", "--download.keep_zips", "false", *args(served, root)]) == 0
     assert "skipped (--no-label)" in capsys.readouterr().err
     assert not (root / "dcase2024t2" / "eval_data" / "raw" / EVAL / "test_rename").exists()
+    assert list((root / "dcase2024t2" / "zips").iterdir()) == []  # keep_zips false: removed once unpacked
 
 
 @pytest.mark.parametrize("argv, message", [

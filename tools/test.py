@@ -10,6 +10,7 @@ evaluation data labelled with the official list), `result.csv` (official baselin
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import sys
 from collections import defaultdict
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     device = pick_device(cfg.run.device)
+    log.info("configuration: %s", json.dumps(cfg.to_dict()))
     seed_everything(cfg.run.seed)
     log.info("system %s, scorer %s, mode %s, data %s, device %s", cfg.run.system, scorer, cfg.run.mode, dataset.raw_dir, device)
     ctx = RunContext(cfg, device, dataset.expected_channels)

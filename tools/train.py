@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import sys
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     device = pick_device(cfg.run.device)
+    log.info("configuration: %s", json.dumps(cfg.to_dict()))
     log.info("system %s, mode %s, data %s, machines %s, device %s, seed %d", cfg.run.system, cfg.run.mode,
              dataset.raw_dir, ",".join(dataset.machines), device, cfg.run.seed)
     ctx = RunContext(cfg, device, dataset.expected_channels)

@@ -6,10 +6,11 @@ the FLOP estimate per clip, the measured fp32 matmul GFLOP/s, encoder clips/s an
 achieved fraction of matmul throughput, peak resident memory, optionally seconds per training
 step, and the same on GPU when CUDA is available.
 
-    python -m tools.benchmark_beats --batch 2 --seconds 10 --iters 3 --threads 2 --preset full
+    python -m tools.benchmark_beats --batch 1 --seconds 10 --iters 3 --threads 2 --preset full
 
-The machine may be shared: each timing is the best of `--iters` runs (the least disturbed one),
-the median is printed too, and the load average before and after is reported.
+The machine may be shared: every encoder pass is paired with an adjacent matmul and the median
+of the paired ratios is printed besides the best-of-`--iters` figures, and so is the load
+average before and after.
 """
 
 from __future__ import annotations
@@ -61,28 +62,25 @@ def encoder_flops(cfg: BEATsConfig, num_samples: int) -> dict[str, float]:
     return flops
 
 
-def _timings(fn: Callable[[], object], iters: int, sync: Callable[[], None]) -> list[float]:
-    """Wall-clock seconds of `iters` calls of `fn`, after one untimed warm-up call."""
+def _time_once(fn: Callable[[], object], sync: Callable[[], None]) -> float:
+    start = time.perf_counter()
     fn()
     sync()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
+    return time.perf_counter() - start
 
 
-def matmul_gflops(device: torch.device, iters: int, sync: Callable[[], None]) -> float:
-    """Best fp32 GFLOP/s of a large square matmul, the machine's practical ceiling."""
+def _matmul(device: torch.device) -> Callable[[], object]:
+    """A large square fp32 matmul: the practical ceiling of this device's arithmetic."""
     generator = torch.Generator(device=device).manual_seed(0)
     a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, generator=generator)
     b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, generator=generator)
     out = torch.empty_like(a)
-    with torch.inference_mode():
-        best = min(_timings(lambda: torch.mm(a, b, out=out), iters, sync))
-    return 2.0 * MATMUL_SIZE**3 / best / 1e9
+
+    def run() -> object:
+        with torch.inference_mode():
+            return torch.mm(a, b, out=out)
+
+    return run
 
 
 def report(name: str, value: float, unit: str) -> None:
@@ -97,57 +95,66 @@ def benchmark_device(
     prefix: str,
     autocast_dtype: Optional[torch.dtype] = None,
 ) -> None:
-    """Matmul ceiling, encoder inference (and optionally a training step) on one device."""
+    """Matmul ceiling, encoder inference (and optionally a training step) on one device.
+
+    Each encoder pass is timed right after a matmul, so both see the same load from other work:
+    the paired ratio is robust on a shared machine, the best-of figures show the quiet case.
+    """
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     generator = torch.Generator(device=device).manual_seed(0)
     samples = int(args.seconds * 16000)
     wave = 0.1 * torch.randn(args.batch, samples, device=device, generator=generator)
-    model = model.to(device)
+    model = model.to(device).eval()
+    autocast = dict(device_type=device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None)
 
     def infer() -> object:
-        with torch.inference_mode(), torch.autocast(
-            device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
-        ):
+        with torch.inference_mode(), torch.autocast(**autocast):
             return model.extract_features(wave)
 
-    model.eval()
-    if autocast_dtype is None:
-        # Matmul before and after the encoder, so a burst of load from other work hits both.
-        ceiling = matmul_gflops(device, 3, sync)
-        times = _timings(infer, args.iters, sync)
-        ceiling = max(ceiling, matmul_gflops(device, 3, sync))
-    else:
-        times = _timings(infer, args.iters, sync)
+    infer()  # warm-up: first-call allocations, kernel selection, caches
+    sync()
+    if device.type == "cpu":
+        # Before the matmul operands exist, so this is the model, its input and activations.
+        report(f"{prefix}peak_rss_encoder", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB")
+    matmul = _matmul(device)
+    matmul()
+    matmul_flops = 2.0 * MATMUL_SIZE**3
+    encoder_flops = flops_per_clip * args.batch
+    matmul_rates, encoder_times = [], []
+    for _ in range(args.iters):
+        matmul_rates.append(matmul_flops / _time_once(matmul, sync))
+        encoder_times.append(_time_once(infer, sync))
+    encoder_rates = [encoder_flops / t for t in encoder_times]
 
-    best, median = min(times), statistics.median(times)
-    achieved = flops_per_clip * args.batch / best / 1e9
+    best = min(encoder_times)
     report(f"{prefix}encoder_clips_per_s", args.batch / best, "clips/s")
-    report(f"{prefix}encoder_clips_per_s_median", args.batch / median, "clips/s")
+    report(f"{prefix}encoder_clips_per_s_median", args.batch / statistics.median(encoder_times), "clips/s")
     report(f"{prefix}encoder_seconds_per_batch", best, "s")
-    report(f"{prefix}encoder_achieved", achieved, "GFLOP/s")
+    report(f"{prefix}encoder_achieved", encoder_flops / best / 1e9, "GFLOP/s")
+    # Against an fp32 matmul the ratio only means something for the fp32 encoder.
     if autocast_dtype is None:
-        # Only meaningful against a matmul of the same precision.
-        report(f"{prefix}matmul_fp32", ceiling, "GFLOP/s")
-        report(f"{prefix}encoder_fraction_of_matmul", achieved / ceiling, "ratio")
+        report(f"{prefix}matmul_fp32", max(matmul_rates) / 1e9, "GFLOP/s")
+        report(f"{prefix}encoder_fraction_of_matmul", max(encoder_rates) / max(matmul_rates), "ratio")
+        paired = [e / m for e, m in zip(encoder_rates, matmul_rates)]
+        report(f"{prefix}encoder_fraction_of_matmul_paired_median", statistics.median(paired), "ratio")
 
     if args.train:
         model.train()
         # Layer drop would make steps skip work at random; time the full network.
-        cfg_layerdrop = model.cfg.encoder_layerdrop
+        layerdrop = model.cfg.encoder_layerdrop
         model.cfg.encoder_layerdrop = 0.0
 
         def step() -> None:
             model.zero_grad(set_to_none=True)
-            with torch.autocast(
-                device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
-            ):
+            with torch.autocast(**autocast):
                 features, _ = model.extract_features(wave)
             features.float().pow(2).mean().backward()
 
-        train_times = _timings(step, max(1, args.iters), sync)
-        model.cfg.encoder_layerdrop = cfg_layerdrop
-        report(f"{prefix}train_step_seconds", min(train_times), "s")
+        step()
+        train_times = [_time_once(step, sync) for _ in range(args.iters)]
+        model.cfg.encoder_layerdrop = layerdrop
         model.eval()
+        report(f"{prefix}train_step_seconds", min(train_times), "s")
 
     if device.type == "cuda":
         report(f"{prefix}peak_memory", torch.cuda.max_memory_allocated(device) / 2**20, "MiB")
@@ -155,9 +162,9 @@ def benchmark_device(
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=2, help="clips per forward pass (default 2, the fastest per clip on a 2-core CPU)")
+    parser.add_argument("--batch", type=int, default=1, help="clips per forward pass (default 1: on a 2-core CPU larger batches are not faster per clip)")
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds (default 10)")
-    parser.add_argument("--iters", type=int, default=3, help="timed passes; the best one is reported (default 3)")
+    parser.add_argument("--iters", type=int, default=3, help="timed passes, each paired with a matmul (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--preset", default="full", help="architecture preset: full or tiny (default full)")
     parser.add_argument("--train", action="store_true", help="also time a forward+backward training step")
@@ -183,7 +190,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     model = build_beats(cfg)  # random weights: speed does not depend on them
     benchmark_device(model, torch.device("cpu"), args, flops["total"], prefix="cpu_")
-    report("cpu_peak_rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB")
+    report("cpu_peak_rss_process", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB")
 
     if torch.cuda.is_available() and not args.no_gpu:
         device = torch.device("cuda")

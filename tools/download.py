@@ -27,7 +27,8 @@ from datasets.eval_labels import LabelListError
 from datasets.manifest import DatasetError
 from datasets.unpack import UnpackError, is_unpacked, unpack_archive
 from tools.config import DEFAULT_CONFIG, Config, ConfigError, load_config, parse_overrides
-from tools.label_eval import fetch_settings, label_evaluation, list_source, setup_logging
+from tools.label_eval import fetch_settings, label_evaluation, list_source
+from tools.runtime import setup_logging
 
 log = logging.getLogger("tools.download")
 

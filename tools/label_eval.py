@@ -20,19 +20,9 @@ from datasets.download import DownloadError, FetchSettings, fetch, file_md5
 from datasets.eval_labels import LabelListError, LabelResult, label_dataset, read_label_list
 from datasets.manifest import DatasetError, find_raw_dir
 from tools.config import DEFAULT_CONFIG, ConfigError, DownloadConfig, load_config, parse_overrides
+from tools.runtime import setup_logging
 
 log = logging.getLogger("tools.label_eval")
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def setup_logging(log_file: Path | None = None, level: str = "INFO") -> None:
-    """Console (and optional file) logging for the data tools, which must start without torch."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
 
 
 def fetch_settings(cfg: DownloadConfig) -> FetchSettings:

@@ -1,13 +1,20 @@
-"""Process-wide set-up done once in each entry point's `main()`: logging, seeds, device."""
+"""Process-wide set-up done once in each entry point's `main()`: logging, seeds, device.
+
+torch is imported inside the functions that need it, so the data tools (download, labelling)
+can share the logging set-up without paying torch's start-up time.
+"""
 from __future__ import annotations
 
 import logging
 import random
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -23,6 +30,8 @@ def setup_logging(log_file: Path | None = None, level: str = "INFO") -> None:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch, and ask PyTorch for deterministic kernels where it has them."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -31,6 +40,8 @@ def seed_everything(seed: int) -> None:
 
 def pick_device(spec: str) -> torch.device:
     """`auto` -> the first CUDA device when present, else the CPU; otherwise the named device."""
+    import torch
+
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)

@@ -80,7 +80,7 @@ class WeightNormConv1d(nn.Module):
         self.weight_g = nn.Parameter(torch.ones(1, 1, kernel_size))
         self.weight_v = nn.Parameter(torch.empty(channels, channels // groups, kernel_size))
 
-    def weight(self) -> Tensor:
+    def effective_weight(self) -> Tensor:
         """Effective kernel `[channels, channels / groups, kernel]`."""
         # The fused op behind torch's own weight_norm (legacy and parametrization): same result
         # as g * v / ||v||, with its own backward, and ~10x faster than composing it from
@@ -89,7 +89,7 @@ class WeightNormConv1d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """`[batch, channels, time]` -> `[batch, channels, time + 1 - kernel % 2]` (padding kernel // 2)."""
-        return F.conv1d(x, self.weight(), self.bias, padding=self.kernel_size // 2, groups=self.groups)
+        return F.conv1d(x, self.effective_weight(), self.bias, padding=self.kernel_size // 2, groups=self.groups)
 
 
 class MultiheadAttention(nn.Module):
@@ -293,6 +293,8 @@ class TransformerEncoder(nn.Module):
         position_bias = self.position_bias(x.shape[1], x.device)
         ratio = self.cfg.layer_wise_gradient_decay_ratio
         for layer in self.layers:
+            # Layer-wise gradient decay: the gradient is scaled by `ratio` at every layer input,
+            # so the lower a layer, the smaller its updates (0.6 in the official AS2M cfg).
             if ratio != 1.0:
                 x = _GradScale.apply(x, ratio)
             if self.training and self.cfg.encoder_layerdrop > 0 and torch.rand(()) < self.cfg.encoder_layerdrop:

@@ -221,11 +221,11 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: Tensor, position_bias: Optional[Tensor], key_padding_mask: Optional[Tensor]) -> Tensor:
         """`[batch, time, embed]` -> `[batch, time, embed]`."""
+        # torch.add(f, x, alpha=a) = a * x + f in one kernel.
         attended = self.dropout1(self.self_attn(x, position_bias, key_padding_mask))
-        x = self.self_attn_layer_norm(x * self.alpha + attended)
+        x = self.self_attn_layer_norm(torch.add(attended, x, alpha=self.alpha))
         hidden = self.dropout2(F.gelu(self.fc1(x)))
-        x = self.final_layer_norm(x * self.alpha + self.dropout3(self.fc2(hidden)))
-        return x
+        return self.final_layer_norm(torch.add(self.dropout3(self.fc2(hidden)), x, alpha=self.alpha))
 
 
 class TransformerEncoder(nn.Module):

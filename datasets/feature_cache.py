@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +20,7 @@ from tqdm import tqdm
 from datasets.audio import AudioError, read_clip
 from datasets.features import EXTRACTOR_VERSION, log_mel_spectrogram
 from datasets.manifest import Clip
+from tools.atomic import atomic_path
 from tools.config import DataConfig, FeatureConfig, fingerprint
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,6 @@ def _extract(path: str, target: str, data_cfg: DataConfig, feature_cfg: FeatureC
     except AudioError as e:
         return str(e)
     features = log_mel_spectrogram(wave, data_cfg.sample_rate, feature_cfg)
-    target_path = Path(target)
-    target_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target_path.with_name(f"{target_path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, features)
-    tmp.replace(target_path)
+    with atomic_path(Path(target)) as tmp, tmp.open("wb") as f:
+        np.save(f, features)
     return None

@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from datasets.feature_cache import cached_log_mels
 from datasets.manifest import Clip
 from networks.system import RunContext, System
+from tools.atomic import atomic_path
 
 STATISTICS = {
     "mean": lambda x: x.mean(axis=0),
@@ -94,10 +95,8 @@ class ClassicalSystem(System):
         return -detector.score_samples(x)
 
     def save(self, model_dir: Path) -> None:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        tmp = model_dir / (MODEL_FILE + ".tmp")
-        joblib.dump({"scaler": self.scaler_, "detectors": self.detectors_}, tmp)
-        tmp.replace(model_dir / MODEL_FILE)
+        with atomic_path(model_dir / MODEL_FILE) as tmp:
+            joblib.dump({"scaler": self.scaler_, "detectors": self.detectors_}, tmp)
 
     @classmethod
     def load(cls, model_dir: Path, ctx: RunContext) -> "ClassicalSystem":

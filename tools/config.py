@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from tools.atomic import write_text
+
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "baseline.yaml"
 
 
@@ -104,6 +106,39 @@ class AutoencoderConfig:
     validation_split: float  # fraction of each domain's training clips held out to report a validation loss
     amp: bool  # mixed precision (float16 autocast) on CUDA; ignored on the CPU
     covariance_ridge: float  # Mahalanobis: added to the covariance diagonal, relative to its mean variance
+    threads: int  # CPU threads for training and scoring; 0 = PyTorch's default (all cores)
+
+
+@dataclass
+class BeatsConfig:
+    checkpoint: str | None  # official BEATs checkpoint file; none (or null): random weights from `preset`
+    preset: str  # architecture used when checkpoint is none: full | tiny
+    clip_seconds: float  # every clip is cropped or zero-padded (with a padding mask) to this length
+    mode: str  # finetune | lora | frozen
+    pooling: str  # attentive | mean (token sequence -> one vector)
+    attention_dim: int  # hidden width of the attentive statistics pooling
+    embedding_dim: int  # width of the embedding fed to the margin head and to the k-NN scorer
+    head: str  # adacos | arcface | subcluster_adacos
+    subclusters: int  # subcluster_adacos: centres per class
+    margin: float  # arcface: additive angular margin (radians)
+    scale: float  # arcface: logit scale (the AdaCos heads adapt theirs)
+    smote_k: int  # SMOTE neighbours; 0 turns balancing off
+    smote_per_class: int  # clips per class after balancing; 0 = as many as the largest class
+    augment: list[str]  # audiomentations transforms that grow classes with fewer than smote_k + 1 clips
+    epochs: int
+    batch_size: int  # clips per forward pass, summed over all processes of a distributed run
+    grad_accum: int  # forward passes per optimiser step
+    lr: float  # AdamW learning rate of the pooling, projection and head
+    encoder_lr: float  # learning rate of the top encoder layer (or of its LoRA adapters)
+    layer_decay: float  # each lower encoder layer gets this factor times the rate of the one above
+    weight_decay: float  # AdamW, on matrices only
+    warmup_epochs: float  # linear warm-up
+    restart_period: float  # epochs per cosine cycle after the warm-up; 0 = one cycle to the end
+    amp: str  # auto | bf16 | fp16 | off (mixed precision on the GPU; the CPU runs float32)
+    lora_rank: int
+    lora_alpha: float
+    knn_k: int  # neighbours averaged by the k-NN scorer
+    threads: int  # CPU threads for torch; 0 = PyTorch's default (all cores)
 
 
 @dataclass
@@ -116,6 +151,7 @@ class Config:
     metrics: MetricsConfig
     classical: ClassicalConfig
     autoencoder: AutoencoderConfig
+    beats: BeatsConfig
     download: DownloadConfig
 
     def to_dict(self) -> dict:
@@ -164,10 +200,7 @@ def parse_overrides(args: list[str]) -> dict[str, object]:
 
 def save_config(config: Config, path: Path) -> None:
     """Write the resolved configuration as YAML (atomically), so a result can be traced to it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    tmp.replace(path)
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def fingerprint(sections: dict) -> str:

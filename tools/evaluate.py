@@ -19,7 +19,8 @@ import numpy as np
 
 from datasets.filenames import UnrecognisedFileName, parse_file_name
 from tools.metrics import SectionMetrics, hmean, jackknife_ci95, ranked_values, section_metrics
-from tools.result_tables import evaluator_rows, write_csv
+from tools.atomic import write_csv
+from tools.result_tables import evaluator_rows
 from tools.submission import (DECISION_PREFIX, SCORE_PREFIX, SectionTruth, SubmissionError, file_name,
                               read_ground_truth, read_value_file, section_files)
 

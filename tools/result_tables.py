@@ -7,14 +7,11 @@ Three layouts, each the one the DCASE community knows:
   machine name above each block and the official score at the end;
 - the official evaluator's `<system>_result.csv`;
 - the official summary table `System,metric,h-mean,a-mean,<machine>...`.
-Pure functions; `write_csv` is the only writer.
+Pure functions; nothing is read or written.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -129,16 +126,6 @@ def markdown_table(rows: list[list], digits: int = 4) -> str:
         cells = [f"{100 * c:.{digits - 2}f}" if isinstance(c, float) else str(c) for c in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_csv(path: Path, rows: list[list]) -> None:
-    """Write rows with the csv module's quoting and '\\n' line ends, atomically."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
 
 
 def _machines_in_order(results: list[SectionMetrics]) -> list[str]:

@@ -10,12 +10,13 @@ row is an error that names the file, because the evaluator matches rows by posit
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from tools.atomic import write_csv
 
 SCORE_PREFIX, DECISION_PREFIX = "anomaly_score", "decision_result"
 GROUND_TRUTH_DATA, GROUND_TRUTH_DOMAIN = "ground_truth_data", "ground_truth_domain"
@@ -46,16 +47,16 @@ def write_section_files(out_dir: Path, machine: str, section: str, names: list[s
                         decisions: np.ndarray) -> None:
     """Write the score and decision file of one section, rows in file-name order."""
     order = np.argsort(np.array(names, dtype=object), kind="stable")
-    _write_rows(out_dir / file_name(SCORE_PREFIX, machine, section), [(names[i], repr(float(scores[i]))) for i in order])
-    _write_rows(out_dir / file_name(DECISION_PREFIX, machine, section), [(names[i], str(int(decisions[i]))) for i in order])
+    write_csv(out_dir / file_name(SCORE_PREFIX, machine, section), [(names[i], repr(float(scores[i]))) for i in order])
+    write_csv(out_dir / file_name(DECISION_PREFIX, machine, section), [(names[i], str(int(decisions[i]))) for i in order])
 
 
 def write_ground_truth(out_dir: Path, truth: SectionTruth) -> None:
     """Write one section's ground truth in the evaluator's two-folder layout."""
     name = file_name("ground_truth", truth.machine, truth.section)
     rows = sorted(truth.labels.items())
-    _write_rows(out_dir / GROUND_TRUTH_DATA / name, [(n, str(int(a))) for n, (a, _) in rows])
-    _write_rows(out_dir / GROUND_TRUTH_DOMAIN / name, [(n, str(int(t))) for n, (_, t) in rows])
+    write_csv(out_dir / GROUND_TRUTH_DATA / name, [(n, str(int(a))) for n, (a, _) in rows])
+    write_csv(out_dir / GROUND_TRUTH_DOMAIN / name, [(n, str(int(t))) for n, (_, t) in rows])
 
 
 def read_ground_truth(gt_dir: Path) -> list[SectionTruth]:
@@ -120,12 +121,3 @@ def section_files(score_dir: Path) -> list[tuple[str, str]]:
         if match:
             found.append((match["machine"], match["section"]))
     return sorted(found)
-
-
-def _write_rows(path: Path, rows: list[tuple[str, str]]) -> None:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)

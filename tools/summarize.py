@@ -19,10 +19,11 @@ from pathlib import Path
 import yaml
 
 from datasets.catalog import year_info
+from tools.atomic import write_csv, write_text
 from tools.evaluate import evaluate_folder, load_truth
 from tools.metrics import SectionMetrics
 from tools.plots import plot_machine
-from tools.result_tables import markdown_table, summary_rows, write_csv
+from tools.result_tables import markdown_table, summary_rows
 from tools.runtime import setup_logging
 from tools.submission import DECISION_PREFIX, SCORE_PREFIX, SubmissionError, section_files
 
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = summary_rows(systems, machine_order(folders, args.mode))
     write_csv(out / f"{args.mode}_summary.csv", rows)
     table = markdown_table(rows)
-    (out / f"{args.mode}_summary.md").write_text(table)
+    write_text(out / f"{args.mode}_summary.md", table)
     print(table)
     log.info("summary -> %s", out / f"{args.mode}_summary.csv")
     return 0

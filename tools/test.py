@@ -24,12 +24,13 @@ from datasets.manifest import Clip, DatasetError, open_dataset
 from networks.registry import get_system, resolve_scorer
 from networks.system import RunContext
 from tools.cli import config_from_args, run_parser
+from tools.atomic import write_csv
 from tools.config import ConfigError, save_config
 from tools.decision import decide, gamma_threshold
 from tools.evaluate import GROUND_TRUTH_DIR, evaluate_folder
 from tools.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, result_dir
 from tools.metrics import official_score, ranking_for_year
-from tools.result_tables import result_rows, write_csv
+from tools.result_tables import result_rows
 from tools.runtime import pick_device, seed_everything, setup_logging
 from tools.submission import SectionTruth, SubmissionError, write_ground_truth, write_section_files
 

@@ -9,8 +9,6 @@ the run exits 1 at the end naming it.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import sys
@@ -20,6 +18,7 @@ from datasets.manifest import DatasetError, open_dataset
 from networks.registry import get_system
 from networks.system import RunContext
 from tools.cli import config_from_args, run_parser
+from tools.atomic import write_csv
 from tools.config import ConfigError, save_config
 from tools.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, training_fingerprint
 from tools.runtime import pick_device, seed_everything, setup_logging
@@ -85,15 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_train_scores(path, system) -> None:
     scorers = list(system.train_scores_)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["machine", "section", "domain", "name"] + scorers)
-    for i, clip in enumerate(system.train_clips_):
-        writer.writerow([clip.machine, clip.section, clip.domain, clip.name]
-                        + [repr(float(system.train_scores_[s][i])) for s in scorers])
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    rows = [["machine", "section", "domain", "name"] + scorers]
+    rows += [[clip.machine, clip.section, clip.domain, clip.name] + [repr(float(system.train_scores_[s][i])) for s in scorers]
+             for i, clip in enumerate(system.train_clips_)]
+    write_csv(path, rows)
 
 
 if __name__ == "__main__":

@@ -229,11 +229,18 @@ class EncoderLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """Positional convolution, input LayerNorm and the stack of post-LN layers."""
+    """Positional convolution, input LayerNorm and the stack of post-LN layers.
+
+    Holds only architectural constants; the training-time settings (layer drop, gradient decay)
+    are passed to `forward` by `BEATs`, so its `cfg` stays the one place to change them.
+    """
 
     def __init__(self, cfg: BEATsConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.conv_pos = cfg.conv_pos
+        self.relative_position_embedding = cfg.relative_position_embedding
+        self.num_buckets = cfg.num_buckets
+        self.max_distance = cfg.max_distance
         self.dropout = nn.Dropout(cfg.dropout)
         # A Sequential only so that the official key prefix `pos_conv.0.` comes out.
         self.pos_conv = nn.Sequential(WeightNormConv1d(cfg.encoder_embed_dim, cfg.conv_pos, cfg.conv_pos_groups))
@@ -255,14 +262,14 @@ class TransformerEncoder(nn.Module):
             # A tensor made under inference_mode could not enter a later training pass.
             with torch.inference_mode(False):
                 distances = torch.arange(-(length - 1), length, dtype=torch.long, device=device)
-                cached = relative_position_buckets(distances, self.cfg.num_buckets, self.cfg.max_distance)
+                cached = relative_position_buckets(distances, self.num_buckets, self.max_distance)
             self._bucket_cache[device] = cached
         centre = cached.shape[0] // 2
         return cached[centre - (length - 1) : centre + length]
 
     def position_bias(self, length: int, device: torch.device) -> Optional[Tensor]:
         """Un-gated relative position bias `[heads, length, length]` (query, key) from layer 0's table, or None."""
-        if not self.cfg.relative_position_embedding:
+        if not self.relative_position_embedding:
             return None
         table = self.layers[0].self_attn.relative_attention_bias.weight  # [num_buckets, heads]
         per_distance = table.t()[:, self._distance_buckets(length, device)]  # [heads, 2L - 1]
@@ -271,12 +278,16 @@ class TransformerEncoder(nn.Module):
         # one contiguous copy, much cheaper than gathering L^2 bucket indices.
         return per_distance.flip(-1).unfold(-1, length, 1).flip(-1)
 
-    def forward(self, x: Tensor, padding_mask: Optional[Tensor]) -> Tensor:
+    def forward(
+        self, x: Tensor, padding_mask: Optional[Tensor], layerdrop: float = 0.0, gradient_decay_ratio: float = 1.0
+    ) -> Tensor:
         """Encode tokens.
 
         Args:
             x: `[batch, tokens, embed]` projected patch tokens.
             padding_mask: `[batch, tokens]` bool, True = padded, or None.
+            layerdrop: probability of skipping each layer in training mode.
+            gradient_decay_ratio: gradient scale at every layer input (identity forward).
 
         Returns:
             `[batch, tokens, embed]`; padded positions hold ordinary (not zeroed) values.
@@ -284,20 +295,19 @@ class TransformerEncoder(nn.Module):
         if padding_mask is not None:
             x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
         conv = self.pos_conv(x.transpose(1, 2))
-        if self.cfg.conv_pos % 2 == 0:
+        if self.conv_pos % 2 == 0:
             # An even kernel with padding k/2 yields one extra step; drop it ("same" padding).
             conv = conv[:, :, :-1]
         x = x + F.gelu(conv).transpose(1, 2)
         x = self.dropout(self.layer_norm(x))
 
         position_bias = self.position_bias(x.shape[1], x.device)
-        ratio = self.cfg.layer_wise_gradient_decay_ratio
         for layer in self.layers:
-            # Layer-wise gradient decay: the gradient is scaled by `ratio` at every layer input,
-            # so the lower a layer, the smaller its updates (0.6 in the official AS2M cfg).
-            if ratio != 1.0:
-                x = _GradScale.apply(x, ratio)
-            if self.training and self.cfg.encoder_layerdrop > 0 and torch.rand(()) < self.cfg.encoder_layerdrop:
+            # Layer-wise gradient decay: the gradient is scaled at every layer input, so the
+            # lower a layer, the smaller its gradient (ratio 0.6 in the official AS2M cfg).
+            if gradient_decay_ratio != 1.0:
+                x = _GradScale.apply(x, gradient_decay_ratio)
+            if self.training and layerdrop > 0 and torch.rand(()) < layerdrop:
                 continue
             x = layer(x, position_bias, padding_mask)
         return x
@@ -379,7 +389,12 @@ class BEATs(nn.Module):
             token_mask = reduce_padding_mask(frame_padding_mask, x.shape[1])
         if self.post_extract_proj is not None:
             x = self.post_extract_proj(x)
-        x = self.encoder(self.dropout_input(x), token_mask)
+        x = self.encoder(
+            self.dropout_input(x),
+            token_mask,
+            layerdrop=self.cfg.encoder_layerdrop,
+            gradient_decay_ratio=self.cfg.layer_wise_gradient_decay_ratio,
+        )
         return x, token_mask
 
     def extract_features(self, wave: Tensor, padding_mask: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:

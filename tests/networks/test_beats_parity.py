@@ -228,3 +228,30 @@ def test_lora_adapters_on_the_projections_take_effect(beats_reference_dir, golde
     features.pow(2).mean().backward()
     lora = [param for name, param in model.named_parameters() if "lora_" in name]
     assert lora and all(param.grad is not None and param.grad.abs().sum() > 0 for param in lora)
+
+
+def test_layer_drop_skips_layers_only_in_training(beats_reference_dir, golden):
+    model = load_beats(beats_reference_dir / "tiny_beats_official_format.pt")
+    model.cfg.encoder_layerdrop = 1.0
+    fbank = torch.from_numpy(golden["fbank"])
+    frame_mask = torch.from_numpy(golden["fbank_padding_mask"])
+    with torch.no_grad():
+        evaluated, _ = model.encode_fbank(fbank, frame_mask)
+        dropped, _ = model.train().encode_fbank(fbank, frame_mask)
+    assert max_abs_diff(evaluated, golden["features"]) < FEATURE_TOL
+    # Every layer skipped: what is left is the encoder input (LN after the positional conv).
+    assert max_abs_diff(dropped, golden["encoder_input_ln"]) < FEATURE_TOL
+
+
+def test_layer_wise_gradient_decay_scales_lower_gradients(beats_reference_dir, golden):
+    fbank = torch.from_numpy(golden["fbank"][:1])
+
+    def patch_gradient(ratio: float) -> torch.Tensor:
+        model = load_beats(beats_reference_dir / "tiny_beats_official_format.pt")
+        model.cfg.layer_wise_gradient_decay_ratio = ratio
+        features, _ = model.encode_fbank(fbank)
+        features.pow(2).mean().backward()
+        return model.patch_embedding.weight.grad
+
+    # The patch embedding sits below both layers: its gradient is scaled by ratio ** 2.
+    torch.testing.assert_close(patch_gradient(0.5), 0.25 * patch_gradient(1.0), rtol=1e-4, atol=1e-9)

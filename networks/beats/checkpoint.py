@@ -67,7 +67,7 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
         if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
     ]
     if missing or unexpected or mismatched:
-        parts = [f"BEATs checkpoint does not match the architecture of its cfg"]
+        parts = ["BEATs checkpoint does not match the architecture of its cfg"]
         for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
             if keys:
                 parts.append(f"{title} ({len(keys)}):\n  " + "\n  ".join(keys))

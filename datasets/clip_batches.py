@@ -1,0 +1,129 @@
+"""Clips -> fixed-length waveform batches with sample padding masks, for the BEATs encoder.
+
+Reads WAV files through `datasets.audio.read_clip`; writes nothing.
+
+Every clip is brought to `num_samples`: a longer clip keeps its first `num_samples` samples, a
+shorter one is zero-padded at the end and its padding is marked in a mask (True = padded), which
+the encoder turns into a token mask so the padding takes no part in attention or pooling. A
+summary of how many clips were cropped or padded is logged, so neither happens silently.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from datasets.audio import AudioError, read_clip
+from datasets.manifest import Clip
+from tools.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+
+def fit_length(wave: np.ndarray, num_samples: int) -> tuple[np.ndarray, int]:
+    """Crop or zero-pad one clip.
+
+    Args:
+        wave: [samples] float32.
+        num_samples: the length wanted.
+
+    Returns:
+        [num_samples] float32 and the number of real (unpadded) samples.
+    """
+    if len(wave) >= num_samples:
+        return np.ascontiguousarray(wave[:num_samples], dtype=np.float32), num_samples
+    out = np.zeros(num_samples, dtype=np.float32)
+    out[: len(wave)] = wave
+    return out, len(wave)
+
+
+def stack_waves(waves: list[np.ndarray], num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed-length batch of clips.
+
+    Returns:
+        wave [batch, num_samples] float32 and padding mask [batch, num_samples] bool (True = padded).
+    """
+    fitted = [fit_length(w, num_samples) for w in waves]
+    batch = torch.from_numpy(np.stack([w for w, _ in fitted]))
+    lengths = torch.tensor([n for _, n in fitted])
+    mask = torch.arange(num_samples).unsqueeze(0) >= lengths.unsqueeze(1)
+    return batch, mask
+
+
+def load_waves(
+    clips: list[Clip],
+    data_cfg: DataConfig,
+    expected_channels: int | None,
+    allow_skip: bool,
+) -> tuple[list[Clip], list[np.ndarray]]:
+    """Decode clips (in `data.workers` threads; libsndfile releases the GIL).
+
+    Args:
+        allow_skip: whether `data.on_bad_file: skip` may drop a broken clip (training clips);
+            a broken test clip always raises, because a submission needs a score for every clip.
+
+    Returns:
+        The clips kept and their [samples] float32 waveforms, in input order.
+
+    Raises:
+        AudioError: a clip cannot be used and may not be skipped; the message names the file.
+    """
+    def read(clip: Clip) -> np.ndarray | str:
+        try:
+            return read_clip(clip.path, data_cfg.sample_rate, data_cfg.channel, expected_channels)
+        except AudioError as e:
+            return str(e)
+
+    with ThreadPoolExecutor(max(1, data_cfg.workers)) as pool:
+        results = list(pool.map(read, clips))
+    skip = allow_skip and data_cfg.on_bad_file == "skip"
+    kept, waves = [], []
+    for clip, result in zip(clips, results):
+        if isinstance(result, str):
+            if not skip:
+                raise AudioError(result + (" (set data.on_bad_file: skip to leave broken training clips out)" if allow_skip else ""))
+            log.warning("skipping %s", result)
+            continue
+        kept.append(clip)
+        waves.append(result)
+    return kept, waves
+
+
+def length_counts(waves: list[np.ndarray], num_samples: int) -> tuple[int, int]:
+    """How many clips are longer (cropped) and shorter (padded) than `num_samples`."""
+    return sum(len(w) > num_samples for w in waves), sum(len(w) < num_samples for w in waves)
+
+
+def log_length_summary(longer: int, shorter: int, num_samples: int, sample_rate: int, what: str) -> None:
+    """One INFO line saying how many clips were cropped or padded to the configured length."""
+    if longer or shorter:
+        seconds = num_samples / sample_rate
+        log.info("%s: %d clip(s) longer than %.2f s keep their first %.2f s; %d shorter clip(s) are zero-padded "
+                 "and the padding is masked (beats.clip_seconds)", what, longer, seconds, seconds, shorter)
+
+
+def clip_batches(
+    clips: list[Clip],
+    data_cfg: DataConfig,
+    expected_channels: int | None,
+    num_samples: int,
+    batch_size: int,
+    allow_skip: bool,
+    what: str = "clips",
+) -> Iterator[tuple[list[Clip], torch.Tensor, torch.Tensor]]:
+    """Stream clips as fixed-length batches, decoding one batch at a time (bounded memory).
+
+    Yields:
+        the batch's kept clips, wave [batch, num_samples] and padding mask [batch, num_samples].
+    """
+    longer = shorter = 0
+    for start in range(0, len(clips), batch_size):
+        kept, waves = load_waves(clips[start:start + batch_size], data_cfg, expected_channels, allow_skip)
+        if kept:
+            more, fewer = length_counts(waves, num_samples)
+            longer, shorter = longer + more, shorter + fewer
+            yield (kept, *stack_waves(waves, num_samples))
+    log_length_summary(longer, shorter, num_samples, data_cfg.sample_rate, what)

@@ -10,6 +10,7 @@ from networks.system import System
 
 SYSTEMS: dict[str, str] = {
     "classical": "networks.classical:ClassicalSystem",
+    "beats": "networks.beats_system:BeatsSystem",
 }
 
 

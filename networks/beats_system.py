@@ -1,0 +1,286 @@
+"""The BEATs system: one classifier for all machine types of a dataset, scored by cosine k-NN.
+
+Reads the training clips of every machine type (waveforms, cropped or padded to
+`beats.clip_seconds` with padding masks) and a BEATs checkpoint (`beats.checkpoint`, or random
+weights from `beats.preset`). Writes, in the model folder: `checkpoint.pt` and `training_log.csv`
+during training (`networks.beats_training`), and through `save` `encoder.pt` (the trained encoder
+in the official BEATs checkpoint format, LoRA adapters merged) and `beats_system.pt` (pooling,
+projection and head weights, class names, the training clips' embeddings and the k-NN banks).
+
+Modes (`beats.mode`):
+- finetune: the whole encoder trains (layer-wise learning-rate decay);
+- lora: LoRA adapters on the attention projections train, the encoder weights stay;
+- frozen: the encoder does not train. With `pooling: mean` nothing trains at all: embeddings are
+  the mean of the pre-trained token features (the fast option); with `pooling: attentive` the
+  pooling, projection and head train on the frozen features.
+
+Training targets are `machine_section_attribute` classes (`datasets.class_labels`), balanced by
+`datasets.balancing`. Scorer `knn`: per section, the smaller standardised cosine k-NN distance
+to the source and target training embeddings (`networks.knn_scoring`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from datasets.audio import AudioError
+from datasets.balancing import build_training_set, get_augmentation
+from datasets.class_labels import ClassIndex
+from datasets.clip_batches import clip_batches, length_counts, load_waves, log_length_summary
+from datasets.manifest import Clip, DatasetError
+from networks.beats import BEATs, load_beats, save_beats
+from networks.beats_training import (BeatsClassifier, Trainer, save_atomic, apply_lora, distributed_rank_and_size,
+                                     merge_lora, resolve_amp)
+from networks.knn_scoring import SectionKnn
+from networks.margin_heads import HEADS, get_head
+from networks.pooling import get_pooling
+from networks.system import RunContext, System
+from tools.config import BeatsConfig, fingerprint
+
+log = logging.getLogger(__name__)
+
+ENCODER_FILE = "encoder.pt"
+MODEL_FILE = "beats_system.pt"
+FORMAT_VERSION = 1
+MODES = ("finetune", "lora", "frozen")
+
+
+@contextlib.contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Run a block with `n` torch CPU threads (0: leave PyTorch's default)."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def trains_a_classifier(cfg: BeatsConfig) -> bool:
+    """Whether this configuration trains anything (frozen + mean pooling does not)."""
+    return not (cfg.mode == "frozen" and cfg.pooling == "mean")
+
+
+def check_config(cfg: BeatsConfig) -> None:
+    """Fail fast on invalid choices, naming the valid ones."""
+    if cfg.mode not in MODES:
+        raise KeyError(f"unknown beats.mode {cfg.mode!r}; valid: {', '.join(MODES)}")
+    get_pooling(cfg.pooling, 8, 8)
+    if cfg.head not in HEADS:
+        raise KeyError(f"unknown beats.head {cfg.head!r}; valid: {', '.join(HEADS)}")
+    get_augmentation(cfg.augment)
+    for key in ("epochs", "batch_size", "grad_accum", "knn_k"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"beats.{key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.clip_seconds <= 0.1:
+        raise ValueError(f"beats.clip_seconds must be longer than 0.1 s, got {cfg.clip_seconds}")
+
+
+def _check_keys(module: nn.Module, state: dict, what: str, path: Path) -> None:
+    """Load `state` strictly; a mismatch names every missing, unexpected and reshaped key."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [f"{k}: saved {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+                for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or reshaped:
+        lines = [f"{path}: the saved {what} does not match the architecture of its configuration"]
+        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", reshaped)):
+            if keys:
+                lines.append(f"{title} ({len(keys)}):\n  " + "\n  ".join(keys))
+        raise DatasetError("\n".join(lines))
+    module.load_state_dict(state)
+
+
+class BeatsSystem(System):
+    scope = "dataset"
+    scorers = ("knn",)
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__(ctx)
+        self.config_: dict = ctx.cfg.to_dict()  # the configuration the model is (or will be) trained with
+        self.classes_: list[str] = []
+        self.model_: BeatsClassifier | None = None
+        self.knn_: SectionKnn | None = None
+        self.history_: list[dict] = []
+        self.train_embeddings_: np.ndarray = np.zeros((0, 0), dtype=np.float32)
+
+    @property
+    def beats_cfg(self) -> BeatsConfig:
+        return BeatsConfig(**self.config_["beats"])
+
+    def num_samples(self) -> int:
+        return int(round(self.beats_cfg.clip_seconds * self.config_["data"]["sample_rate"]))
+
+    # ---- model -----------------------------------------------------------------------------
+
+    def _load_encoder(self) -> BEATs:
+        cfg = self.beats_cfg
+        encoder = load_beats(cfg.checkpoint, preset=cfg.preset)
+        if encoder.predictor is not None:
+            # The AudioSet head of a fine-tuned checkpoint is not used here; dropping it keeps the
+            # saved encoder a plain pre-trained-format checkpoint and leaves no idle parameters.
+            log.info("dropping the AudioSet predictor of the fine-tuned checkpoint %s", cfg.checkpoint)
+            encoder.predictor = None
+            encoder.cfg = encoder.cfg.replace(finetuned_model=False)
+        if cfg.mode == "lora" and (cfg.checkpoint is None or str(cfg.checkpoint).lower() == "none"):
+            log.warning("beats.mode lora on a randomly initialised encoder: the adapters can learn little; "
+                        "use a pre-trained checkpoint, or beats.mode finetune to train from scratch")
+        return encoder
+
+    def _build_model(self, encoder: BEATs, n_classes: int, lora: bool) -> BeatsClassifier:
+        cfg = self.beats_cfg
+        pooling = get_pooling(cfg.pooling, encoder.cfg.encoder_embed_dim, cfg.attention_dim)
+        if not trains_a_classifier(cfg):
+            return BeatsClassifier(encoder, pooling, None, None, freeze_encoder=True)
+        if n_classes < 2:
+            raise DatasetError(
+                f"the BEATs classifier needs at least two classes (machine_section_attribute) but the training clips "
+                f"form {n_classes}; with a single class use --beats.mode frozen --beats.pooling mean")
+        head = get_head(cfg.head, cfg.embedding_dim, n_classes, cfg.subclusters, cfg.margin, cfg.scale)
+        if lora:
+            encoder = apply_lora(encoder, cfg.lora_rank, cfg.lora_alpha)
+        return BeatsClassifier(encoder, pooling, cfg.embedding_dim, head, freeze_encoder=cfg.mode == "frozen")
+
+    def _resume_stamp(self, clips: list[Clip]) -> str:
+        """Everything that shapes the training trajectory except the number of epochs (and threads),
+        so a rerun after a crash, or with more epochs, continues from the last checkpoint."""
+        cfg = self.config_
+        return fingerprint({
+            "format": FORMAT_VERSION,
+            "beats": {k: v for k, v in cfg["beats"].items() if k not in ("epochs", "threads")},
+            "sample_rate": cfg["data"]["sample_rate"],
+            "channel": cfg["data"]["channel"],
+            "seed": cfg["run"]["seed"],
+            "clips": [f"{c.machine}/{c.split}/{c.name}" for c in clips],
+        })
+
+    # ---- training --------------------------------------------------------------------------
+
+    def fit(self, clips: list[Clip], workdir: Path) -> "BeatsSystem":
+        self.config_ = self.ctx.cfg.to_dict()
+        cfg = self.beats_cfg
+        check_config(cfg)
+        data_cfg = self.ctx.cfg.data
+        with _threads(cfg.threads):
+            kept, waves = load_waves(clips, data_cfg, self.ctx.expected_channels, allow_skip=True)
+            if not kept:
+                raise AudioError("every training clip was skipped as broken; nothing to train on")
+            self.train_clips_ = kept
+            log_length_summary(*length_counts(waves, self.num_samples()), self.num_samples(), data_cfg.sample_rate,
+                               "training clips")
+            index = ClassIndex().fit(kept)
+            self.classes_ = index.classes_
+            labels = index.transform(kept)
+            log.info("%d training clips of %d machine type(s) in %d classes (machine_section_attribute)", len(kept),
+                     len({c.machine for c in kept}), len(self.classes_))
+            encoder = self._load_encoder()
+            model = self._build_model(encoder, len(self.classes_), lora=cfg.mode == "lora")
+            if trains_a_classifier(cfg):
+                seed = self.ctx.cfg.run.seed
+                data = build_training_set(waves, labels, self.num_samples(), cfg.smote_k, cfg.smote_per_class,
+                                          cfg.augment, data_cfg.sample_rate, seed)
+                del waves
+                trainer = Trainer(model, cfg, self.ctx.device, Path(workdir), self._resume_stamp(kept), seed)
+                self.history_ = trainer.fit(data)
+                del data
+                model.encoder = merge_lora(model.encoder)
+            else:
+                del waves
+                log.info("beats.mode frozen with mean pooling: no training, embeddings of the pre-trained encoder")
+            self.model_ = model.to(self.ctx.device).eval()
+            _, self.train_embeddings_ = self._embed(kept, training=True)
+            self.knn_ = SectionKnn(cfg.knn_k).fit(self.train_embeddings_, [c.machine for c in kept],
+                                                  [c.section for c in kept], [c.domain for c in kept])
+        self.train_scores_ = {"knn": self.knn_.train_scores_}
+        return self
+
+    # ---- embeddings and scores -------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _embed(self, clips: list[Clip], training: bool) -> tuple[list[Clip], np.ndarray]:
+        """Embeddings [clips, embedding_dim] float32 of fixed-length clips (evaluation mode)."""
+        model, device = self.model_, self.ctx.device
+        model.eval()
+        amp_dtype = resolve_amp(self.beats_cfg.amp, device)
+        kept, parts = [], []
+        batches = clip_batches(clips, self.ctx.cfg.data, self.ctx.expected_channels, self.num_samples(),
+                               self.beats_cfg.batch_size, allow_skip=training,
+                               what="training clips" if training else "test clips")
+        rank, _ = distributed_rank_and_size()
+        with tqdm(total=len(clips), desc="embeddings (train)" if training else "embeddings (test)", unit="clip",
+                  disable=rank != 0, mininterval=1.0) as bar:
+            for batch_clips, wave, mask in batches:
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    embedding = model.embed_wave(wave.to(device), mask.to(device))
+                parts.append(embedding.float().cpu().numpy())
+                kept += batch_clips
+                bar.update(len(batch_clips))
+        return kept, np.concatenate(parts) if parts else np.zeros((0, model.embedding_dim), dtype=np.float32)
+
+    def score(self, clips: list[Clip], scorer: str) -> np.ndarray:
+        if scorer not in self.scorers:
+            raise KeyError(f"unknown scorer {scorer!r}; valid: {', '.join(self.scorers)}")
+        with _threads(self.beats_cfg.threads):
+            _, embeddings = self._embed(clips, training=False)
+        return self.knn_.score(embeddings, [c.machine for c in clips], [c.section for c in clips])
+
+    # ---- persistence -----------------------------------------------------------------------
+
+    def save(self, model_dir: Path) -> None:
+        model_dir = Path(model_dir)
+        model = self.model_
+        save_beats(model.encoder, model_dir / ENCODER_FILE)
+        knn = self.knn_.state_dict()
+        save_atomic({
+            "format": FORMAT_VERSION,
+            "config": self.config_,
+            "classes": self.classes_,
+            "pooling": {k: v.cpu() for k, v in model.pooling.state_dict().items()},
+            "projection": None if model.projection is None else {k: v.cpu() for k, v in model.projection.state_dict().items()},
+            "head": None if model.head is None else {k: v.cpu() for k, v in model.head.state_dict().items()},
+            "history": self.history_,
+            "train_clips": [[c.machine, c.section, c.domain, c.name] for c in self.train_clips_],
+            "train_embeddings": torch.from_numpy(self.train_embeddings_),
+            "knn": {"k": knn["k"], "banks": {key: torch.from_numpy(v) for key, v in knn["banks"].items()},
+                    "stats": knn["stats"], "train_scores": torch.from_numpy(knn["train_scores"])},
+        }, model_dir / MODEL_FILE)
+
+    @classmethod
+    def load(cls, model_dir: Path, ctx: RunContext) -> "BeatsSystem":
+        model_dir = Path(model_dir)
+        path = model_dir / MODEL_FILE
+        flag = "-d" if ctx.cfg.run.mode == "dev" else "-e"
+        if not path.is_file() or not (model_dir / ENCODER_FILE).is_file():
+            raise DatasetError(f"no BEATs model in {model_dir}: run ./01_train.sh {flag} --system beats --force")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != FORMAT_VERSION:
+            raise DatasetError(f"{path} was written by another version of this system (format {state.get('format')}, "
+                               f"expected {FORMAT_VERSION}): retrain with ./01_train.sh {flag} --system beats --force")
+        system = cls(ctx)
+        system.config_ = state["config"]
+        system.classes_ = list(state["classes"])
+        system.history_ = list(state["history"])
+        cfg = system.beats_cfg
+        encoder = load_beats(model_dir / ENCODER_FILE)
+        pooling = get_pooling(cfg.pooling, encoder.cfg.encoder_embed_dim, cfg.attention_dim)
+        _check_keys(pooling, state["pooling"], "pooling", path)
+        trained = state["projection"] is not None
+        model = BeatsClassifier(encoder, pooling, cfg.embedding_dim if trained else None, None, freeze_encoder=True)
+        if trained:
+            _check_keys(model.projection, state["projection"], "projection", path)
+        system.model_ = model.to(ctx.device).eval()
+        system.train_embeddings_ = state["train_embeddings"].numpy()
+        knn = state["knn"]
+        system.knn_ = SectionKnn.from_state_dict({"k": knn["k"], "banks": {k: v.numpy() for k, v in knn["banks"].items()},
+                                                  "stats": knn["stats"], "train_scores": knn["train_scores"].numpy()})
+        system.train_scores_ = {"knn": system.knn_.train_scores_}
+        return system

@@ -5,13 +5,18 @@ Reads `<raw>/<machine>/train/*.wav` of every selected machine type; writes, per 
 `train_scores.csv` (each training clip's score per scorer, for the decision thresholds) and a
 `.completed` marker holding the training fingerprint. A finished model with the same
 fingerprint is skipped; `--force` retrains. A machine type that fails does not stop the others;
-the run exits 1 at the end naming it.
+the run exits 1 at the end naming it. Under torchrun (`./01_train.sh --nproc-per-node N`) every
+process joins one PyTorch process group and only rank 0 writes files.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+
+import torch
+import torch.distributed as dist
 
 from datasets.audio import AudioError
 from datasets.manifest import DatasetError, open_dataset
@@ -38,13 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, KeyError) as e:
         parser.error(str(e).strip('"'))
     root = model_root(cfg)
-    setup_logging(root / "train.log")
+    rank = int(os.environ.get("RANK", "0"))
+    setup_logging(root / "train.log" if rank == 0 else None, "INFO" if rank == 0 else "WARNING")
     try:
         dataset = open_dataset(cfg.data.root, cfg.data.year, cfg.run.mode, cfg.data.machines)
     except DatasetError as e:
         log.error("%s", e)
         return 1
-    device = pick_device(cfg.run.device)
+    device = _init_distributed(pick_device(cfg.run.device))
     log.info("configuration: %s", json.dumps(cfg.to_dict()))
     log.info("system %s, mode %s, data %s, machines %s, device %s, seed %d", cfg.run.system, cfg.run.mode,
              dataset.raw_dir, ",".join(dataset.machines), device, cfg.run.seed)
@@ -70,16 +76,33 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("%s: training failed", group)
             failed.append(group)
             continue
-        marker.unlink(missing_ok=True)
-        system.save(out)
-        save_config(cfg, out / "config.yaml")
-        _write_train_scores(out / TRAIN_SCORES_FILE, system)
-        marker.write_text(stamp + "\n")
+        if rank == 0:
+            marker.unlink(missing_ok=True)
+            system.save(out)
+            save_config(cfg, out / "config.yaml")
+            _write_train_scores(out / TRAIN_SCORES_FILE, system)
+            marker.write_text(stamp + "\n")
         log.info("%s: done (%d training clips)", group, len(system.train_clips_))
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
     if failed:
         log.error("training failed for: %s", ", ".join(failed))
         return 1
     return 0
+
+
+def _init_distributed(device: torch.device) -> torch.device:
+    """Under torchrun (WORLD_SIZE > 1), join the process group (NCCL on GPUs, gloo on CPUs) and
+    return this process's device: its own GPU, `cuda:LOCAL_RANK`."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    log.info("process %d of %d, device %s", dist.get_rank(), dist.get_world_size(), device)
+    return device
 
 
 def _write_train_scores(path, system) -> None:

@@ -49,6 +49,7 @@ def cached_log_mels(
     expected_channels: int | None,
     allow_skip: bool,
     desc: str = "features",
+    mmap: bool = False,
 ) -> tuple[list[Clip], list[np.ndarray]]:
     """Log-mel spectrograms of `clips`, from the cache where possible.
 
@@ -58,6 +59,8 @@ def cached_log_mels(
         expected_channels: channel count the dataset promises, or None to accept any.
         allow_skip: whether `data.on_bad_file: skip` may drop a broken clip (training clips);
             broken test clips always raise, because a submission needs a score for every clip.
+        mmap: return read-only memory maps of the cache files instead of arrays in memory, for
+            a caller that copies them into one array of its own and must not hold them twice.
 
     Returns:
         The clips kept and their [frames, n_mels] float32 spectrograms, in input order.
@@ -80,7 +83,7 @@ def cached_log_mels(
             raise AudioError(message + (" (set data.on_bad_file: skip to leave broken training clips out)" if allow_skip else ""))
         log.warning("skipping %s", message)
     kept = [i for i in range(len(clips)) if i not in errors]
-    return [clips[i] for i in kept], [np.load(targets[i]) for i in kept]
+    return [clips[i] for i in kept], [np.load(targets[i], mmap_mode="r" if mmap else None) for i in kept]
 
 
 def _fresh(target: Path, source: Path) -> bool:

@@ -11,6 +11,7 @@ from networks.system import System
 SYSTEMS: dict[str, str] = {
     "classical": "networks.classical:ClassicalSystem",
     "beats": "networks.beats_system:BeatsSystem",
+    "autoencoder": "networks.autoencoder_system:AutoencoderSystem",
 }
 
 

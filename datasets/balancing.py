@@ -119,10 +119,20 @@ class TrainingSet:
         return dict(Counter(self.origin.tolist()))
 
 
+def classes_to_grow(labels: np.ndarray, smote_k: int) -> set[int]:
+    """Classes with fewer than `smote_k + 1` clips (none when balancing is off)."""
+    if smote_k <= 0:
+        return set()
+    return {cls for cls, n in Counter(np.asarray(labels).tolist()).items() if n < smote_k + 1}
+
+
 def grow_small_classes(
-    waves: list[np.ndarray], labels: np.ndarray, min_count: int, augment: list[str], sample_rate: int, seed: int
+    small_waves: dict[int, list[np.ndarray]], min_count: int, augment: list[str], sample_rate: int, seed: int
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Augmented copies for every class with fewer than `min_count` clips, cycling through its clips.
+
+    Args:
+        small_waves: class -> all of its clips (in training-set order), for the classes to grow.
 
     Returns:
         The new waveforms only (not the originals) and their labels.
@@ -132,10 +142,9 @@ def grow_small_classes(
     transform = get_augmentation(augment)
     new_waves, new_labels = [], []
     with seeded_global_rngs(seed):
-        for cls, count in sorted(Counter(labels.tolist()).items()):
-            members = np.flatnonzero(labels == cls)
-            for i in range(min_count - count):
-                source = waves[members[i % count]]
+        for cls, members in sorted(small_waves.items()):
+            for i in range(min_count - len(members)):
+                source = members[i % len(members)]
                 new_waves.append(np.asarray(transform(samples=source, sample_rate=sample_rate), dtype=np.float32))
                 new_labels.append(cls)
     return new_waves, np.array(new_labels, dtype=np.int64)
@@ -211,6 +220,54 @@ def smote_oversample(
     return torch.cat(out_fbank), torch.cat(out_mask), np.concatenate(out_labels)
 
 
+def balance_training_set(
+    fbank: torch.Tensor,
+    frame_mask: torch.Tensor,
+    labels: np.ndarray,
+    small_waves: dict[int, list[np.ndarray]],
+    num_samples: int,
+    smote_k: int,
+    per_class: int,
+    augment: list[str],
+    sample_rate: int,
+    seed: int,
+) -> TrainingSet:
+    """Real clips (already encoder input), augmented copies of small classes and SMOTE clips.
+
+    Only the small classes' waveforms are needed, so a caller can turn the real clips into fbank
+    chunk by chunk and never hold every waveform at once.
+
+    Args:
+        fbank: [clips, frames, 128] float16 and frame_mask: [clips, frames] of the real clips.
+        labels: [clips] class indices.
+        small_waves: class -> its waveforms, for every class in `classes_to_grow(labels, smote_k)`.
+        num_samples: length every clip is cropped or padded to.
+        smote_k: SMOTE neighbours; 0 turns balancing (and augmentation) off.
+        per_class: clips per class after SMOTE; 0 = as many as the largest class.
+        augment: audiomentations transform names for classes below `smote_k + 1` clips.
+        seed: makes augmentation and SMOTE reproducible.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    origin = ["real"] * len(labels)
+    if smote_k > 0:
+        extra_waves, extra_labels = grow_small_classes(small_waves, smote_k + 1, augment, sample_rate, seed)
+        if extra_waves:
+            extra_fbank, extra_mask = encoder_inputs(extra_waves, num_samples)
+            fbank, frame_mask = torch.cat([fbank, extra_fbank]), torch.cat([frame_mask, extra_mask])
+        labels = np.concatenate([labels, extra_labels])
+        origin += ["augmented"] * len(extra_waves)
+        new_fbank, new_mask, new_labels = smote_oversample(fbank, frame_mask, labels, smote_k, per_class, seed)
+        fbank, frame_mask = torch.cat([fbank, new_fbank]), torch.cat([frame_mask, new_mask])
+        labels = np.concatenate([labels, new_labels])
+        origin += ["smote"] * len(new_labels)
+    result = TrainingSet(fbank, frame_mask, torch.from_numpy(labels), np.array(origin))
+    counts = Counter(labels.tolist())
+    log.info("training set: %s clips (%s) in %d classes, %d-%d clips per class", len(result),
+             ", ".join(f"{n} {kind}" for kind, n in result.counts().items()), len(counts), min(counts.values()),
+             max(counts.values()))
+    return result
+
+
 def build_training_set(
     waves: list[np.ndarray],
     labels: np.ndarray,
@@ -221,32 +278,15 @@ def build_training_set(
     sample_rate: int,
     seed: int,
 ) -> TrainingSet:
-    """Real clips, augmented copies of small classes and SMOTE clips, as encoder input.
+    """`balance_training_set` for waveforms held in memory (small sets, tests).
 
     Args:
         waves: the real training clips, [samples] float32 each (any length).
-        labels: [clips] class indices.
-        num_samples: length every clip is cropped or padded to.
-        smote_k: SMOTE neighbours; 0 turns balancing (and augmentation) off.
-        per_class: clips per class after SMOTE; 0 = as many as the largest class.
-        augment: audiomentations transform names for classes below `smote_k + 1` clips.
-        seed: makes augmentation and SMOTE reproducible.
+        labels: [clips] class indices. The other arguments as in `balance_training_set`.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    origin = ["real"] * len(waves)
-    if smote_k > 0:
-        extra_waves, extra_labels = grow_small_classes(waves, labels, smote_k + 1, augment, sample_rate, seed)
-        waves = list(waves) + extra_waves
-        labels = np.concatenate([labels, extra_labels])
-        origin += ["augmented"] * len(extra_waves)
     fbank, frame_mask = encoder_inputs(waves, num_samples)
-    if smote_k > 0:
-        new_fbank, new_mask, new_labels = smote_oversample(fbank, frame_mask, labels, smote_k, per_class, seed)
-        fbank, frame_mask = torch.cat([fbank, new_fbank]), torch.cat([frame_mask, new_mask])
-        labels = np.concatenate([labels, new_labels])
-        origin += ["smote"] * len(new_labels)
-    result = TrainingSet(fbank, frame_mask, torch.from_numpy(labels), np.array(origin))
-    log.info("training set: %s clips (%s) in %d classes, %d-%d clips per class", len(result),
-             ", ".join(f"{n} {kind}" for kind, n in result.counts().items()), len(set(labels.tolist())),
-             min(Counter(labels.tolist()).values()), max(Counter(labels.tolist()).values()))
-    return result
+    grow = classes_to_grow(labels, smote_k)
+    small = {cls: [w for w, y in zip(waves, labels) if y == cls] for cls in sorted(grow)}
+    return balance_training_set(fbank, frame_mask, labels, small, num_samples, smote_k, per_class, augment,
+                                sample_rate, seed)

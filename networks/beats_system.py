@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterator
 
@@ -31,8 +32,8 @@ from torch import nn
 from tqdm import tqdm
 
 from datasets.audio import AudioError
-from datasets.balancing import build_training_set, get_augmentation
-from datasets.class_labels import ClassIndex
+from datasets.balancing import balance_training_set, encoder_inputs, get_augmentation
+from datasets.class_labels import ClassIndex, class_label
 from datasets.clip_batches import clip_batches, length_counts, load_waves, log_length_summary
 from datasets.manifest import Clip, DatasetError
 from networks.beats import BEATs, load_beats, save_beats
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 ENCODER_FILE = "encoder.pt"
 MODEL_FILE = "beats_system.pt"
 FORMAT_VERSION = 1
+DECODE_CHUNK = 256  # training clips decoded at a time while their fbank is built
 MODES = ("finetune", "lora", "frozen")
 
 
@@ -169,39 +171,78 @@ class BeatsSystem(System):
         self.config_ = self.ctx.cfg.to_dict()
         cfg = self.beats_cfg
         check_config(cfg)
-        data_cfg = self.ctx.cfg.data
         with _threads(cfg.threads):
-            kept, waves = load_waves(clips, data_cfg, self.ctx.expected_channels, allow_skip=True)
-            if not kept:
-                raise AudioError("every training clip was skipped as broken; nothing to train on")
-            self.train_clips_ = kept
-            log_length_summary(*length_counts(waves, self.num_samples()), self.num_samples(), data_cfg.sample_rate,
-                               "training clips")
-            index = ClassIndex().fit(kept)
-            self.classes_ = index.classes_
-            labels = index.transform(kept)
-            log.info("%d training clips of %d machine type(s) in %d classes (machine_section_attribute)", len(kept),
-                     len({c.machine for c in kept}), len(self.classes_))
             encoder = self._load_encoder()
-            model = self._build_model(encoder, len(self.classes_), lora=cfg.mode == "lora")
             if trains_a_classifier(cfg):
+                kept, fbank, frame_mask, small_waves = self._training_inputs(clips)
+                index = ClassIndex().fit(kept)
+                self.classes_ = index.classes_
+                self._log_classes(kept)
+                model = self._build_model(encoder, len(self.classes_), lora=cfg.mode == "lora")
                 seed = self.ctx.cfg.run.seed
-                data = build_training_set(waves, labels, self.num_samples(), cfg.smote_k, cfg.smote_per_class,
-                                          cfg.augment, data_cfg.sample_rate, seed)
-                del waves
+                data = balance_training_set(fbank, frame_mask, index.transform(kept),
+                                            {self.classes_.index(k): v for k, v in small_waves.items()},
+                                            self.num_samples(), cfg.smote_k, cfg.smote_per_class, cfg.augment,
+                                            self.ctx.cfg.data.sample_rate, seed)
+                del fbank, frame_mask, small_waves
                 trainer = Trainer(model, cfg, self.ctx.device, Path(workdir), self._resume_stamp(kept), seed)
                 self.history_ = trainer.fit(data)
                 del data
                 model.encoder = merge_lora(model.encoder)
             else:
-                del waves
                 log.info("beats.mode frozen with mean pooling: no training, embeddings of the pre-trained encoder")
+                model, kept = self._build_model(encoder, 0, lora=False), clips
             self.model_ = model.to(self.ctx.device).eval()
-            _, self.train_embeddings_ = self._embed(kept, training=True)
-            self.knn_ = SectionKnn(cfg.knn_k).fit(self.train_embeddings_, [c.machine for c in kept],
-                                                  [c.section for c in kept], [c.domain for c in kept])
+            self.train_clips_, self.train_embeddings_ = self._embed(kept, training=True)
+            if not self.train_clips_:
+                raise AudioError("every training clip was skipped as broken; nothing to train on")
+            if not trains_a_classifier(cfg):
+                self.classes_ = ClassIndex().fit(self.train_clips_).classes_
+                self._log_classes(self.train_clips_)
+            self.knn_ = SectionKnn(cfg.knn_k).fit(self.train_embeddings_, [c.machine for c in self.train_clips_],
+                                                  [c.section for c in self.train_clips_],
+                                                  [c.domain for c in self.train_clips_])
         self.train_scores_ = {"knn": self.knn_.train_scores_}
         return self
+
+    def _log_classes(self, clips: list[Clip]) -> None:
+        log.info("%d training clips of %d machine type(s) in %d classes (machine_section_attribute)", len(clips),
+                 len({c.machine for c in clips}), len(self.classes_))
+
+    def _training_inputs(self, clips: list[Clip]) -> tuple[list[Clip], torch.Tensor, torch.Tensor, dict[str, list]]:
+        """Decode the training clips chunk by chunk into encoder input (fbank), so the waveforms of
+        the whole dataset are never held at once; keep only the waveforms of classes that
+        augmentation will grow.
+
+        Returns:
+            kept clips, fbank [clips, frames, 128] float16, frame mask [clips, frames], and
+            class label -> waveforms of the small classes.
+        """
+        cfg, data_cfg, n = self.beats_cfg, self.ctx.cfg.data, self.num_samples()
+        counts = Counter(class_label(c) for c in clips)
+        small_labels = {label for label, count in counts.items() if cfg.smote_k > 0 and count < cfg.smote_k + 1}
+        kept: list[Clip] = []
+        fbanks, masks, small_waves = [], [], defaultdict(list)
+        longer = shorter = 0
+        for start in tqdm(range(0, len(clips), DECODE_CHUNK), desc="fbank (train)", unit="chunk", mininterval=1.0,
+                          disable=distributed_rank_and_size()[0] != 0):
+            chunk, waves = load_waves(clips[start:start + DECODE_CHUNK], data_cfg, self.ctx.expected_channels,
+                                      allow_skip=True)
+            if not chunk:
+                continue
+            more, fewer = length_counts(waves, n)
+            longer, shorter = longer + more, shorter + fewer
+            fbank, frame_mask = encoder_inputs(waves, n)
+            fbanks.append(fbank)
+            masks.append(frame_mask)
+            for clip, wave in zip(chunk, waves):
+                if class_label(clip) in small_labels:
+                    small_waves[class_label(clip)].append(wave)
+            kept += chunk
+        if not kept:
+            raise AudioError("every training clip was skipped as broken; nothing to train on")
+        log_length_summary(longer, shorter, n, data_cfg.sample_rate, "training clips")
+        return kept, torch.cat(fbanks), torch.cat(masks), dict(small_waves)
 
     # ---- embeddings and scores -------------------------------------------------------------
 
@@ -231,7 +272,10 @@ class BeatsSystem(System):
             raise KeyError(f"unknown scorer {scorer!r}; valid: {', '.join(self.scorers)}")
         with _threads(self.beats_cfg.threads):
             _, embeddings = self._embed(clips, training=False)
-        return self.knn_.score(embeddings, [c.machine for c in clips], [c.section for c in clips])
+        try:
+            return self.knn_.score(embeddings, [c.machine for c in clips], [c.section for c in clips])
+        except KeyError as e:  # a section without training clips: a data problem, named for the user
+            raise DatasetError(str(e).strip('"')) from None
 
     # ---- persistence -----------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ def test_balancing_is_reproducible_and_off_with_k_zero():
 
 def test_growth_without_transforms_leaves_smote_fewer_neighbours(caplog):
     waves, labels = _clips({0: 6, 1: 3})
-    grown, grown_labels = grow_small_classes(waves, labels, 6, [], RATE, seed=0)
+    grown, grown_labels = grow_small_classes({1: waves[6:]}, 6, [], RATE, seed=0)
     assert grown == [] and len(grown_labels) == 0
     data = build_training_set(waves, labels, RATE // 2, smote_k=5, per_class=0, augment=[], sample_rate=RATE, seed=0)
     assert Counter(data.labels.tolist()) == {0: 6, 1: 6}

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from datasets.audio import AudioError
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "autoencoder.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1
-EVAL_VECTORS = 8192  # context vectors per forward pass outside training (memory, not results)
+EVAL_VECTORS = 4096  # context vectors per forward pass outside training (memory, not results)
 
 
 class AutoencoderSystem(System):
@@ -346,12 +347,16 @@ def _domain(clip: Clip) -> str:
 
 @contextlib.contextmanager
 def _threads(n: int):
-    """Run with `n` intra-op CPU threads (0: leave PyTorch's setting), restoring it afterwards."""
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
+    """Run PyTorch and NumPy's BLAS (the covariance products) with `n` CPU threads (0: leave
+    their settings), restoring them afterwards."""
+    if n <= 0:
         yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
 

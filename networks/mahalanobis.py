@@ -108,9 +108,14 @@ class SelectiveMahalanobis:
         return self
 
     def _invert(self, covariance: torch.Tensor) -> torch.Tensor:
+        """Inverse of the loaded covariance. Its eigenvalues are floored at the loading, because a
+        covariance of fewer vectors than dimensions, summed in float32, can have slightly negative
+        ones, which would make some distances negative."""
         dim = covariance.shape[0]
-        loaded = covariance + torch.eye(dim, dtype=covariance.dtype) * (self.ridge * torch.trace(covariance) / dim)
-        return torch.linalg.inv(loaded)
+        loading = self.ridge * torch.trace(covariance) / dim
+        values, vectors = torch.linalg.eigh(covariance + torch.eye(dim, dtype=covariance.dtype) * loading)
+        floor = loading if loading > 0 else values.abs().max() * dim * torch.finfo(values.dtype).eps
+        return (vectors / values.clamp_min(floor)) @ vectors.T
 
     def distances(self, x: torch.Tensor) -> torch.Tensor:
         """[n, dim] vectors -> [n, domains] squared Mahalanobis norms x^T P_d x."""

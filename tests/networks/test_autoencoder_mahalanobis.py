@@ -80,3 +80,16 @@ def test_state_round_trip():
     again = SelectiveMahalanobis.from_state_dict(scorer.state_dict())
     x = torch.randn(4, 2, dtype=torch.float64)
     np.testing.assert_array_equal(again.score(x).numpy(), scorer.score(x).numpy())
+
+
+def test_fewer_vectors_than_dimensions_still_give_non_negative_distances():
+    """A target domain with few clips (the demo corpus: 236 residual vectors in 640 dimensions)
+    has a singular covariance, summed in float32; the loaded inverse must stay positive definite."""
+    rng = np.random.default_rng(5)
+    source = torch.from_numpy(rng.standard_normal((400, 64)).astype(np.float32) * np.linspace(0.01, 10, 64).astype(np.float32))
+    target = torch.from_numpy(rng.standard_normal((20, 64)).astype(np.float32) * 3)
+    moments = {"source": ResidualMoments(64).update(source), "target": ResidualMoments(64).update(target)}
+    scorer = SelectiveMahalanobis(ridge=1e-6).fit(moments)
+    assert torch.linalg.eigvalsh(scorer.precisions_).min() > 0
+    x = torch.from_numpy(rng.standard_normal((200, 64)) * 5)
+    assert scorer.distances(x).min() >= 0

@@ -36,7 +36,7 @@ from datasets.balancing import balance_training_set, encoder_inputs, get_augment
 from datasets.class_labels import ClassIndex, class_label
 from datasets.clip_batches import clip_batches, length_counts, load_waves, log_length_summary
 from datasets.manifest import Clip, DatasetError
-from networks.beats import BEATs, load_beats, save_beats
+from networks.beats import BEATs, BEATsCheckpointError, load_beats, save_beats
 from networks.beats_training import (BeatsClassifier, Trainer, save_atomic, apply_lora, distributed_rank_and_size,
                                      merge_lora, resolve_amp)
 from networks.knn_scoring import SectionKnn
@@ -126,7 +126,11 @@ class BeatsSystem(System):
 
     def _load_encoder(self) -> BEATs:
         cfg = self.beats_cfg
-        encoder = load_beats(cfg.checkpoint, preset=cfg.preset)
+        try:
+            encoder = load_beats(cfg.checkpoint, preset=cfg.preset)
+        except (FileNotFoundError, BEATsCheckpointError) as e:
+            # A data problem the user fixes (fetch the file, fix the path): no traceback needed.
+            raise DatasetError(str(e)) from None
         if encoder.predictor is not None:
             # The AudioSet head of a fine-tuned checkpoint is not used here; dropping it keeps the
             # saved encoder a plain pre-trained-format checkpoint and leaves no idle parameters.
@@ -314,7 +318,10 @@ class BeatsSystem(System):
         system.classes_ = list(state["classes"])
         system.history_ = list(state["history"])
         cfg = system.beats_cfg
-        encoder = load_beats(model_dir / ENCODER_FILE)
+        try:
+            encoder = load_beats(model_dir / ENCODER_FILE)
+        except BEATsCheckpointError as e:
+            raise DatasetError(f"{model_dir / ENCODER_FILE}: {e}") from None
         pooling = get_pooling(cfg.pooling, encoder.cfg.encoder_embed_dim, cfg.attention_dim)
         _check_keys(pooling, state["pooling"], "pooling", path)
         trained = state["projection"] is not None

@@ -14,7 +14,7 @@ import torch
 from datasets.audio import AudioError
 from datasets.clip_batches import fit_length, stack_waves
 from datasets.manifest import DatasetError, machine_clips, open_dataset
-from networks.beats import BEATsCheckpointError, load_beats
+from networks.beats import load_beats
 from networks.beats_system import ENCODER_FILE, MODEL_FILE, BeatsSystem, check_config
 from networks.beats_training import (CHECKPOINT_FILE, TRAINING_LOG_FILE, BeatsClassifier, apply_lora, epoch_plan,
                                      lr_factor, merge_lora, parameter_groups, resolve_amp)
@@ -202,7 +202,8 @@ def test_a_saved_model_of_another_architecture_is_rejected_with_its_keys(demo_co
     encoder = torch.load(tmp_path / ENCODER_FILE, weights_only=True)
     encoder["model"]["extra.weight"] = encoder["model"].pop("layer_norm.weight")
     torch.save(encoder, tmp_path / ENCODER_FILE)
-    with pytest.raises(BEATsCheckpointError, match=r"(?s)missing keys \(1\).*layer_norm.weight.*unexpected keys \(1\).*extra.weight"):
+    with pytest.raises(DatasetError, match=r"(?s)encoder.pt: BEATs checkpoint does not match.*missing keys \(1\).*"
+                                           r"layer_norm.weight.*unexpected keys \(1\).*extra.weight"):
         BeatsSystem.load(tmp_path, ctx)
 
 
@@ -249,4 +250,11 @@ def test_one_class_needs_the_frozen_mean_option(demo_corpus, tmp_path):
     clips = [c for c in clips if c.attributes == clips[0].attributes]
     ctx = RunContext(_config(), torch.device("cpu"), None)
     with pytest.raises(DatasetError, match="at least two classes.*--beats.mode frozen --beats.pooling mean"):
+        BeatsSystem(ctx).fit(clips, tmp_path)
+
+
+def test_a_missing_checkpoint_names_the_official_files_and_the_config_key(demo_corpus, tmp_path):
+    _, clips = _clips(demo_corpus, ("SynthValve",), (4, 2))
+    ctx = RunContext(_config(checkpoint=str(tmp_path / "BEATs_iter3_plus_AS2M.pt")), torch.device("cpu"), None)
+    with pytest.raises(DatasetError, match=r"(?s)checkpoint not found.*BEATs_iter3_plus_AS2M.pt.*beats.checkpoint"):
         BeatsSystem(ctx).fit(clips, tmp_path)

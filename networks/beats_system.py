@@ -157,12 +157,13 @@ class BeatsSystem(System):
         return BeatsClassifier(encoder, pooling, cfg.embedding_dim, head, freeze_encoder=cfg.mode == "frozen")
 
     def _resume_stamp(self, clips: list[Clip]) -> str:
-        """Everything that shapes the training trajectory except the number of epochs (and threads),
-        so a rerun after a crash, or with more epochs, continues from the last checkpoint."""
+        """Everything that shapes the training trajectory except the number of epochs, so a rerun
+        after a crash, or with more epochs, continues from the last checkpoint; and a rerun with
+        another k-NN setting reuses the trained network."""
         cfg = self.config_
         return fingerprint({
             "format": FORMAT_VERSION,
-            "beats": {k: v for k, v in cfg["beats"].items() if k not in ("epochs", "threads")},
+            "beats": {k: v for k, v in cfg["beats"].items() if k not in ("epochs", "threads", "knn_k")},
             "sample_rate": cfg["data"]["sample_rate"],
             "channel": cfg["data"]["channel"],
             "seed": cfg["run"]["seed"],

@@ -240,6 +240,9 @@ class Trainer:
         checkpoint = self.workdir / CHECKPOINT_FILE
         start = self._resume(checkpoint, optimizer, scheduler, scaler)
         trainable = sum(p.numel() for g in groups for p in g["params"])
+        if start >= cfg.epochs:
+            log.info("all %d epochs are in the checkpoint: nothing left to train", cfg.epochs)
+            return self.history
         log.info("training %d parameters in %d groups for epochs %d-%d: %d steps per epoch of %d x %d clips over "
                  "%d process(es), device %s, %s", trainable, len(groups), start + 1, cfg.epochs, steps_per_epoch,
                  cfg.batch_size, cfg.grad_accum, self.world, self.device,

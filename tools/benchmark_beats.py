@@ -9,8 +9,8 @@ step, and the same on GPU when CUDA is available.
     python -m tools.benchmark_beats --batch 1 --seconds 10 --iters 3 --threads 2 --preset full
 
 The machine may be shared: every encoder pass is paired with an adjacent matmul and the median
-of the paired ratios is printed besides the best-of-`--iters` figures, and so is the load
-average before and after.
+of the paired ratios is printed besides the best-of-`--iters` figures; the ratio of CPU-time
+rates (time waiting for a core excluded) and the load average before and after come with them.
 """
 
 from __future__ import annotations
@@ -62,11 +62,12 @@ def encoder_flops(cfg: BEATsConfig, num_samples: int) -> dict[str, float]:
     return flops
 
 
-def _time_once(fn: Callable[[], object], sync: Callable[[], None]) -> float:
-    start = time.perf_counter()
+def _time_once(fn: Callable[[], object], sync: Callable[[], None]) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds (all threads) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
     sync()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _matmul(device: torch.device) -> Callable[[], object]:
@@ -120,11 +121,16 @@ def benchmark_device(
     matmul()
     matmul_flops = 2.0 * MATMUL_SIZE**3
     encoder_flops = flops_per_clip * args.batch
-    matmul_rates, encoder_times = [], []
+    matmul_times, encoder_times = [], []
     for _ in range(args.iters):
-        matmul_rates.append(matmul_flops / _time_once(matmul, sync))
+        matmul_times.append(_time_once(matmul, sync))
         encoder_times.append(_time_once(infer, sync))
-    encoder_rates = [encoder_flops / t for t in encoder_times]
+    matmul_rates = [matmul_flops / wall for wall, _ in matmul_times]
+    encoder_rates = [encoder_flops / wall for wall, _ in encoder_times]
+    # CPU-time rates ignore the time this process waited for a core while others ran.
+    matmul_cpu_rate = max(matmul_flops / cpu for _, cpu in matmul_times)
+    encoder_cpu_rate = max(encoder_flops / cpu for _, cpu in encoder_times)
+    encoder_times = [wall for wall, _ in encoder_times]
 
     best = min(encoder_times)
     report(f"{prefix}encoder_clips_per_s", args.batch / best, "clips/s")
@@ -137,6 +143,8 @@ def benchmark_device(
         report(f"{prefix}encoder_fraction_of_matmul", max(encoder_rates) / max(matmul_rates), "ratio")
         paired = [e / m for e, m in zip(encoder_rates, matmul_rates)]
         report(f"{prefix}encoder_fraction_of_matmul_paired_median", statistics.median(paired), "ratio")
+        if device.type == "cpu":
+            report(f"{prefix}encoder_fraction_of_matmul_cpu_time", encoder_cpu_rate / matmul_cpu_rate, "ratio")
 
     if args.train:
         model.train()
@@ -151,7 +159,7 @@ def benchmark_device(
             features.float().pow(2).mean().backward()
 
         step()
-        train_times = [_time_once(step, sync) for _ in range(args.iters)]
+        train_times = [_time_once(step, sync)[0] for _ in range(args.iters)]
         model.cfg.encoder_layerdrop = layerdrop
         model.eval()
         report(f"{prefix}train_step_seconds", min(train_times), "s")

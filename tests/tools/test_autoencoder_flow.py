@@ -1,0 +1,141 @@
+"""The autoencoder through its entry points: train and score the demo corpus (quality floor,
+official files; the drivers' main() in this process, to spare the imports of a new one), kill a
+real training process and resume it, and the errors users meet, from real processes."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO_ROOT, run_script
+from tools import benchmark
+from tools import test as test_driver
+from tools import train as train_driver
+
+MACHINES = ["SynthFan", "SynthGearbox", "SynthPump", "SynthValve"]
+# Few epochs keep the test short; a smaller batch gives them more steps (the demo machine types
+# have 64 clips of 2 s, 3776 context vectors, where DCASE has 1000 clips of 10 s).
+QUICK = ["--autoencoder.epochs", "30", "--autoencoder.batch_size", "64"]
+# Measured with these settings: official score 0.61 (mse) and 0.67 (mahala); chance is 0.5.
+OFFICIAL_SCORE_FLOOR = 0.58
+SOURCE_AUC_FLOOR = 0.85
+
+
+def _paths(tmp: Path) -> list[str]:
+    return ["--run.model_dir", str(tmp / "models"), "--run.result_dir", str(tmp / "results"),
+            "--data.cache_dir", str(tmp / "cache")]
+
+
+@pytest.fixture(scope="module")
+def trained(demo_corpus, tmp_path_factory) -> tuple[Path, list[str]]:
+    """The demo corpus trained once by the training driver (what ./01_train.sh runs)."""
+    tmp = tmp_path_factory.mktemp("ae_flow")
+    args = ["-d", "--system", "autoencoder", "--data-root", str(demo_corpus)] + _paths(tmp)
+    assert train_driver.main(args + QUICK) == 0
+    return tmp, args
+
+
+def _result(result_dir: Path) -> tuple[float, list[float]]:
+    """Official score and every AUC (source) of a result.csv."""
+    score, source_aucs = None, []
+    with (result_dir / "result.csv").open(newline="") as f:
+        for row in csv.reader(f):
+            if row and row[0] == "official score":
+                score = float(row[1])
+            elif row and row[0] == "00":
+                source_aucs.append(float(row[1]))
+    return score, source_aucs
+
+
+@pytest.mark.parametrize("scorer", ["mse", "mahala"])
+def test_scores_are_well_above_chance_and_the_official_files_are_written(trained, scorer):
+    tmp, args = trained
+    assert test_driver.main(args + QUICK + ["--score", scorer]) == 0
+    out = tmp / "results" / "dev_data" / f"autoencoder_{scorer}"
+    for machine in MACHINES:
+        for kind in ("anomaly_score", "decision_result"):
+            rows = (out / f"{kind}_{machine}_section_00_test.csv").read_text().splitlines()
+            assert len(rows) == 48 and rows[0].startswith("section_00_")
+    score, source_aucs = _result(out)
+    print(f"{scorer}: official score {score:.4f}, AUC (source) {source_aucs}")
+    assert score >= OFFICIAL_SCORE_FLOOR
+    assert sum(source_aucs) / len(source_aucs) >= SOURCE_AUC_FLOOR
+    for machine in MACHINES:
+        config = (tmp / "models" / "dev_data" / "autoencoder" / machine / "config.yaml").read_text()
+        assert "encoder_dims:" in config and "batch_size: 64" in config
+
+
+def test_a_killed_training_resumes_from_its_last_epoch_and_finishes(demo_corpus, tmp_path):
+    args = ["./01_train.sh", "-d", "--system", "autoencoder", "--data-root", str(demo_corpus), "--machines",
+            "SynthFan", "--autoencoder.epochs", "20"] + _paths(tmp_path)
+    log_file = tmp_path / "models" / "dev_data" / "autoencoder" / "train.log"
+    model_dir = tmp_path / "models" / "dev_data" / "autoencoder" / "SynthFan"
+    env = {**os.environ, "PYTHON": sys.executable}
+    process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while "epoch 3/20" not in (log_file.read_text() if log_file.is_file() else ""):
+            assert process.poll() is None, "training ended before it could be killed"
+            assert time.monotonic() < deadline, "training never reached epoch 3"
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGKILL)  # the training process and any worker it has
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (model_dir / ".completed").exists()
+    saved = torch.load(model_dir / "checkpoint.pt", weights_only=True)["epoch"]
+    assert 3 <= saved < 20
+
+    done = run_script(args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resuming from checkpoint {model_dir / 'checkpoint.pt'} at epoch {saved}/20" in done.stderr
+    rerun_epochs = [line for line in done.stderr.splitlines() if " epoch " in line and "/20: loss" in line]
+    assert rerun_epochs[0].split(" epoch ")[1].startswith(f"{saved + 1}/20")
+    assert rerun_epochs[-1].split(" epoch ")[1].startswith("20/20")
+    assert (model_dir / ".completed").is_file()
+    history = torch.load(model_dir / "autoencoder.pt", weights_only=True)["history"]
+    assert [h["epoch"] for h in history] == list(range(1, 21))
+
+
+def test_scoring_without_a_trained_model_names_the_training_command(demo_corpus, tmp_path):
+    done = run_script(["./02_test.sh", "-d", "--system", "autoencoder", "--data-root", str(demo_corpus), "--score",
+                       "mahala"] + _paths(tmp_path))
+    assert done.returncode == 1
+    assert "./01_train.sh -d --system autoencoder" in done.stderr
+
+
+def test_a_corrupt_test_clip_is_reported_by_name(trained, demo_corpus, tmp_path):
+    tmp, _ = trained
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus / "dev_data" / "raw" / "SynthFan", corpus / "dev_data" / "raw" / "SynthFan")
+    broken = sorted((corpus / "dev_data" / "raw" / "SynthFan" / "test").glob("*.wav"))[5]
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(100))
+    done = run_script(["./02_test.sh", "-d", "--system", "autoencoder", "--data-root", str(corpus), "--score", "mse",
+                       "--run.model_dir", str(tmp / "models"), "--run.result_dir", str(tmp_path / "results"),
+                       "--data.cache_dir", str(tmp_path / "cache")] + QUICK)
+    assert done.returncode == 1
+    assert broken.name in done.stderr and "cannot be decoded" in done.stderr
+
+
+def test_the_benchmark_prints_its_figures(tmp_path, capsys):
+    status = benchmark.main(["autoencoder", "--workdir", str(tmp_path), "--train-clips", "20", "--test-clips", "8",
+                             "--seconds", "1", "--epochs", "2"])
+    assert status == 0
+    figures = {}
+    for line in capsys.readouterr().out.splitlines():
+        name, value, unit = line.split(" ")
+        figures[name] = (float(value), unit)
+    for name, unit in [("feature_extraction_train", "clips/s"), ("train_epoch_mean", "s/epoch"), ("train_total", "s"),
+                       ("score_mse", "clips/s"), ("score_mahala", "clips/s"), ("peak_pss_tree", "MiB"),
+                       ("peak_rss_main", "MiB"), ("official_score_mahala", "score")]:
+        assert figures[name][1] == unit and figures[name][0] > 0, name
+    assert not list(tmp_path.glob("run-*"))  # the run folder is removed unless --keep

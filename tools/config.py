@@ -209,6 +209,10 @@ def fingerprint(sections: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _not_a_number(key: str, value) -> float:
+    raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+
+
 def _set_dotted(raw: dict, dotted: str, value: object) -> None:
     parts = dotted.split(".")
     node = raw
@@ -265,7 +269,11 @@ def _coerce(hint, value, key: str):
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+        # YAML 1.1 reads `1e-3` (no dot) as a string; people write it that way on command lines.
+        try:
+            return float(value) if isinstance(value, str) else _not_a_number(key, value)
+        except ValueError:
+            return _not_a_number(key, value)
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

@@ -45,6 +45,9 @@ def test_overrides_parse_yaml_scalars_and_lists():
     overrides = parse_overrides(["--data.machines", "fan,valve", "--feature.power=1", "--feature.fmax", "null"])
     cfg = load_config(overrides=overrides)
     assert cfg.data.machines == ["fan", "valve"] and cfg.feature.power == 1.0 and cfg.feature.fmax is None
+    assert load_config(overrides=parse_overrides(["--feature.fmin", "1e2"])).feature.fmin == 100.0
+    with pytest.raises(ConfigError, match="'feature.fmin' must be a number, got 'low'"):
+        load_config(overrides={"feature.fmin": "low"})
     with pytest.raises(ConfigError, match="overrides look like --section.key value"):
         parse_overrides(["--epochs", "3"])
     with pytest.raises(ConfigError, match="has no value"):

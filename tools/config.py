@@ -209,10 +209,6 @@ def fingerprint(sections: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _not_a_number(key: str, value) -> float:
-    raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
-
-
 def _set_dotted(raw: dict, dotted: str, value: object) -> None:
     parts = dotted.split(".")
     node = raw
@@ -270,10 +266,12 @@ def _coerce(hint, value, key: str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         # YAML 1.1 reads `1e-3` (no dot) as a string; people write it that way on command lines.
-        try:
-            return float(value) if isinstance(value, str) else _not_a_number(key, value)
-        except ValueError:
-            return _not_a_number(key, value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

@@ -102,10 +102,9 @@ class AutoencoderSystem(System):
         cfg = self.ctx.cfg
         self.config_ = cfg.to_dict()
         self.train_clips_, bank = self._frame_bank(clips, training=True)
-        with _threads(cfg.autoencoder.threads):
-            self.model_ = DenseAutoencoder.from_config(bank.vector_dim, cfg.autoencoder).to(self.ctx.device)
-            self._train(bank, Path(workdir))
-            self.fit_scorers(bank, self.train_clips_)
+        self.model_ = DenseAutoencoder.from_config(bank.vector_dim, cfg.autoencoder).to(self.ctx.device)
+        self._train(bank, Path(workdir))
+        self.fit_scorers(bank, self.train_clips_)
         return self
 
     def _resume_stamp(self, clips: list[Clip]) -> str:
@@ -143,7 +142,8 @@ class AutoencoderSystem(System):
         start = self._resume(checkpoint, stamp, cfg.epochs, optimizer, scaler)
         for epoch in range(start + 1, cfg.epochs + 1):
             began = time.perf_counter()
-            train_loss = self._epoch(bank, train_starts, epoch, optimizer, scaler, use_amp, seed)
+            with _threads(cfg.threads):
+                train_loss = self._epoch(bank, train_starts, epoch, optimizer, scaler, use_amp, seed)
             val_loss = self._mean_loss(bank, val_starts) if len(val_starts) else float("nan")
             seconds = time.perf_counter() - began
             self.history_.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
@@ -228,7 +228,8 @@ class AutoencoderSystem(System):
         """
         began = time.perf_counter()
         domains = [_domain(c) for c in clips]
-        mean_residuals, mse, moments = self._residual_pass(bank, domains)
+        with _threads(self.ctx.cfg.autoencoder.threads, torch_too=False):
+            mean_residuals, mse, moments = self._residual_pass(bank, domains)
         self.mahalanobis_ = SelectiveMahalanobis(self.ctx.cfg.autoencoder.covariance_ridge).fit(moments)
         self.train_scores_ = {"mse": mse, "mahala": self.mahalanobis_.score(mean_residuals).numpy()}
         log.info("residual covariances fitted on %s context vectors (%.1f s)",
@@ -278,8 +279,7 @@ class AutoencoderSystem(System):
         if scorer not in self.scorers:
             raise KeyError(f"unknown scorer {scorer!r}; valid: {', '.join(self.scorers)}")
         _, bank = self._frame_bank(clips, training=False)
-        with _threads(self.ctx.cfg.autoencoder.threads):
-            mean_residuals, mse, _ = self._residual_pass(bank)
+        mean_residuals, mse, _ = self._residual_pass(bank)
         if scorer == "mse":
             return mse
         return self.mahalanobis_.score(mean_residuals).numpy()
@@ -346,14 +346,22 @@ def _domain(clip: Clip) -> str:
 
 
 @contextlib.contextmanager
-def _threads(n: int):
-    """Run PyTorch and NumPy's BLAS (the covariance products) with `n` CPU threads (0: leave
-    their settings), restoring them afterwards."""
+def _threads(n: int, torch_too: bool = True):
+    """Run NumPy's BLAS (the covariance products) and, if `torch_too`, PyTorch with `n` CPU
+    threads (0: leave their settings), restoring them afterwards.
+
+    Only the training steps limit PyTorch: their operations are small (batches of 256 vectors),
+    so every one waits for its slowest thread, and on a busy machine a descheduled thread stalls
+    them all (an epoch took ten times longer with two threads on a loaded 2-core machine). The
+    evaluation passes work on 4096 vectors at a time and keep PyTorch's default, which halves
+    their time there. NumPy's second BLAS thread made the covariance products slower, not faster.
+    """
     if n <= 0:
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    if torch_too:
+        torch.set_num_threads(n)
     try:
         with threadpool_limits(limits=n, user_api="blas"):
             yield

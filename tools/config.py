@@ -106,7 +106,7 @@ class AutoencoderConfig:
     validation_split: float  # fraction of each domain's training clips held out to report a validation loss
     amp: bool  # mixed precision (float16 autocast) on CUDA; ignored on the CPU
     covariance_ridge: float  # Mahalanobis: added to the covariance diagonal, relative to its mean variance
-    threads: int  # CPU threads for training and scoring; 0 = PyTorch's default (all cores)
+    threads: int  # CPU threads of the training steps (evaluation passes use all); 0 = PyTorch's default
 
 
 @dataclass

@@ -29,7 +29,7 @@ class FrameBank:
 
     def __init__(self, log_mels: list[np.ndarray], context: int) -> None:
         if context < 1:
-            raise ValueError(f"feature.frames must be at least 1, got {context}")
+            raise ValueError(f"autoencoder.frames must be at least 1, got {context}")
         if not log_mels:
             raise ValueError("no clips to build context vectors from")
         short = too_short(log_mels, context)

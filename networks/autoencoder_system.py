@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "autoencoder.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 EVAL_VECTORS = 4096  # context vectors per forward pass outside training (memory, not results)
 
 
@@ -76,11 +76,12 @@ class AutoencoderSystem(System):
         data_cfg, feature_cfg = self._feature_configs()
         kept, log_mels = cached_log_mels(clips, data_cfg, feature_cfg, self.ctx.expected_channels, allow_skip=training,
                                          desc="log-mel (train)" if training else "log-mel (test)", mmap=True)
-        short = too_short(log_mels, feature_cfg.frames)
+        context = self.config_["autoencoder"]["frames"]
+        short = too_short(log_mels, context)
         if short:
             lengths = {i: len(log_mels[i]) for i in short}
-            message = "; ".join(f"{kept[i].path}: {lengths[i]} frames, shorter than the {feature_cfg.frames}-frame "
-                                f"context of feature.frames" for i in short)
+            message = "; ".join(f"{kept[i].path}: {lengths[i]} frames, shorter than the {context}-frame "
+                                f"context of autoencoder.frames" for i in short)
             if not (training and data_cfg.on_bad_file == "skip"):
                 raise AudioError(message)
             log.warning("skipping %s", message)
@@ -88,7 +89,7 @@ class AutoencoderSystem(System):
             kept, log_mels = [kept[i] for i in keep], [log_mels[i] for i in keep]
         if not kept:
             raise AudioError("every training clip was skipped as broken; nothing to train on")
-        bank = FrameBank(log_mels, feature_cfg.frames)  # empties log_mels
+        bank = FrameBank(log_mels, context)  # empties log_mels
         if self.ctx.device.type != "cpu":
             bank.to(self.ctx.device)
         return kept, bank

@@ -57,7 +57,6 @@ class FeatureConfig:
     power: float
     fmin: float
     fmax: float | None  # None: half the sample rate
-    frames: int  # context frames stacked into one vector (autoencoder)
 
 
 @dataclass
@@ -97,6 +96,7 @@ class DownloadConfig:
 
 @dataclass
 class AutoencoderConfig:
+    frames: int  # log-mel frames stacked into one input vector (5 x 128 mels = 640)
     encoder_dims: list[int]  # widths of the encoder's dense layers, the last is the bottleneck; the decoder mirrors them
     batch_norm_momentum: float  # PyTorch convention (weight of the new batch statistics)
     batch_norm_eps: float

@@ -15,7 +15,7 @@ OFFICIAL_LINEAR_SHAPES = [  # (in, out) of every dense layer, input to output
 
 def _official_network() -> DenseAutoencoder:
     cfg = load_config()
-    return DenseAutoencoder.from_config(cfg.feature.frames * cfg.feature.n_mels, cfg.autoencoder)
+    return DenseAutoencoder.from_config(cfg.autoencoder.frames * cfg.feature.n_mels, cfg.autoencoder)
 
 
 def test_layer_shapes_are_the_official_ones():

@@ -11,6 +11,7 @@ import sys
 BENCHMARKS = {
     "autoencoder": "tools.benchmark_autoencoder",
     "beats": "tools.benchmark_beats",
+    "beats_training": "tools.benchmark_beats_training",
 }
 
 

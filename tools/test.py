@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     device = pick_device(cfg.run.device)
     log.info("configuration: %s", json.dumps(cfg.to_dict()))
-    seed_everything(cfg.run.seed)
+    seed_everything(cfg.run.seed, device)
     log.info("system %s, scorer %s, mode %s, data %s, device %s", cfg.run.system, scorer, cfg.run.mode, dataset.raw_dir, device)
     ctx = RunContext(cfg, device, dataset.expected_channels)
     try:

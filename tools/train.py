@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s: skipping, already trained with this configuration (--force to retrain)", group)
             continue
         log.info("Training %s: %s train clips -> %s", group, ",".join(machines), out)
-        seed_everything(cfg.run.seed)
+        seed_everything(cfg.run.seed, device)
         try:
             clips = [c for m in machines for c in dataset.clips(m, "train")]
             system = system_cls(ctx).fit(clips, out)

@@ -1,4 +1,5 @@
-"""The real shell scripts 01 -> 02 -> 03 on the demo corpus, and what they do with bad input."""
+"""The real shell scripts 01 -> 02 -> 03 on the demo corpus (the classical system, and the default
+system exactly as the README runs it), and what they do with bad input."""
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,7 @@ MACHINES = sorted(m.name for m in DEV_MACHINES)
 def workspace(tmp_path_factory, demo_corpus):
     root = tmp_path_factory.mktemp("run")
     return {"root": root, "data": demo_corpus,
-            "args": ["--data-root", str(demo_corpus), "--run.model_dir", str(root / "models"),
+            "args": ["--system", "classical", "--data-root", str(demo_corpus), "--run.model_dir", str(root / "models"),
                      "--run.result_dir", str(root / "results"), "--data.cache_dir", str(root / "cache")]}
 
 
@@ -124,6 +125,19 @@ def test_evaluation_mode_without_and_with_labels(workspace):
         (workspace["data"] / "eval_data" / "raw" / machine / "eval_labels.csv").unlink()
 
 
+def test_default_system_train_test_mahala_summarize(demo_corpus, tmp_path):
+    """`./01_train.sh -d && ./02_test.sh -d --score mahala && ./03_summarize_results.sh` with the
+    default system (the autoencoder baseline), fewer epochs to fit the test budget."""
+    dirs = ["--data-root", str(demo_corpus), "--run.model_dir", str(tmp_path / "models"),
+            "--run.result_dir", str(tmp_path / "results"), "--data.cache_dir", str(tmp_path / "cache")]
+    _ok(run_script(["./01_train.sh", "-d", *dirs, "--autoencoder.epochs", "3"]))
+    _ok(run_script(["./02_test.sh", "-d", "--score", "mahala", *dirs]))
+    summary = _ok(run_script(["./03_summarize_results.sh", "--result-dir", str(tmp_path / "results")]))
+    assert "| autoencoder_mahala | TOTAL score |" in summary.stdout
+    out = tmp_path / "results" / "dev_data" / "autoencoder_mahala"
+    assert sorted(p.name for p in out.glob("anomaly_score_*")) == [f"anomaly_score_{m}_section_00_test.csv" for m in MACHINES]
+
+
 def test_missing_data_root_names_the_download_command(workspace, tmp_path):
     result = run_script(["./01_train.sh", "-d", "--data-root", str(tmp_path / "none"), "--year", "2024",
                          "--run.model_dir", str(tmp_path / "m")])
@@ -134,7 +148,7 @@ def test_unknown_config_key_unknown_system_and_scorer(workspace):
     result = run_script(["./01_train.sh", "-d", "--train.epochs", "1"])
     assert result.returncode == 2 and "unknown config key 'train.epochs'" in result.stderr
     result = run_script(["./01_train.sh", "-d", "--system", "nosuch"])
-    assert result.returncode == 2 and "unknown system 'nosuch'; valid: classical" in result.stderr
+    assert result.returncode == 2 and "unknown system 'nosuch'; valid: autoencoder, classical, beats" in result.stderr
     result = run_script(["./02_test.sh", "-d", "--score", "mahala", *workspace["args"]])
     assert result.returncode == 2 and "has no scorer 'mahala'; valid: knn, lof, iforest, gaussian" in result.stderr
 

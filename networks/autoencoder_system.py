@@ -36,8 +36,8 @@ from datasets.frames import FrameBank, too_short
 from datasets.manifest import Clip, DatasetError
 from networks.autoencoder import DenseAutoencoder
 from networks.mahalanobis import ResidualMoments, SelectiveMahalanobis
-from networks.system import RunContext, System
-from tools.atomic import atomic_path
+from networks.system import RunContext, System, load_model_state
+from tools.atomic import torch_save
 from tools.config import AutoencoderConfig, DataConfig, FeatureConfig, fingerprint
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class AutoencoderSystem(System):
             val_loss = self._mean_loss(bank, val_starts) if len(val_starts) else float("nan")
             seconds = time.perf_counter() - began
             self.history_.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
-            _save_atomic({
+            torch_save({
                 "format": FORMAT_VERSION,
                 "fingerprint": stamp,
                 "epoch": epoch,
@@ -288,7 +288,7 @@ class AutoencoderSystem(System):
     # ---- persistence ----------------------------------------------------------------------
 
     def save(self, model_dir: Path) -> None:
-        _save_atomic({
+        torch_save({
             "format": FORMAT_VERSION,
             "config": self.config_,
             "input_dim": self.model_.input_dim,
@@ -299,14 +299,7 @@ class AutoencoderSystem(System):
 
     @classmethod
     def load(cls, model_dir: Path, ctx: RunContext) -> "AutoencoderSystem":
-        path = Path(model_dir) / MODEL_FILE
-        if not path.is_file():
-            flag = "-d" if ctx.cfg.run.mode == "dev" else "-e"
-            raise DatasetError(f"no autoencoder model file {path}: run ./01_train.sh {flag} --system autoencoder --force")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != FORMAT_VERSION:
-            raise DatasetError(f"{path} was written by another version of this system (format {state.get('format')}, "
-                               f"expected {FORMAT_VERSION}): retrain with ./01_train.sh --system autoencoder --force")
+        state = load_model_state(Path(model_dir) / MODEL_FILE, FORMAT_VERSION, ctx)
         system = cls(ctx)
         system.config_ = state["config"]
         net_cfg = AutoencoderConfig(**state["config"]["autoencoder"])
@@ -375,8 +368,3 @@ def _autocast(device: torch.device, enabled: bool):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.float16)
 
-
-def _save_atomic(state: dict, path: Path) -> None:
-    """torch.save through a temporary file, so a kill never leaves a half-written checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)

@@ -37,12 +37,13 @@ from datasets.class_labels import ClassIndex, class_label
 from datasets.clip_batches import clip_batches, length_counts, load_waves, log_length_summary
 from datasets.manifest import Clip, DatasetError
 from networks.beats import BEATs, BEATsCheckpointError, load_beats, save_beats
-from networks.beats_training import (BeatsClassifier, Trainer, save_atomic, apply_lora, distributed_rank_and_size,
+from networks.beats_training import (BeatsClassifier, Trainer, apply_lora, distributed_rank_and_size,
                                      merge_lora, resolve_amp)
 from networks.knn_scoring import SectionKnn
 from networks.margin_heads import HEADS, get_head
 from networks.pooling import get_pooling
-from networks.system import RunContext, System
+from networks.system import ModelFileError, RunContext, System, load_model_state
+from tools.atomic import torch_save
 from tools.config import BeatsConfig, fingerprint
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def _check_keys(module: nn.Module, state: dict, what: str, path: Path) -> None:
         for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", reshaped)):
             if keys:
                 lines.append(f"{title} ({len(keys)}):\n  " + "\n  ".join(keys))
-        raise DatasetError("\n".join(lines))
+        raise ModelFileError("\n".join(lines))
     module.load_state_dict(state)
 
 
@@ -289,7 +290,7 @@ class BeatsSystem(System):
         model = self.model_
         save_beats(model.encoder, model_dir / ENCODER_FILE)
         knn = self.knn_.state_dict()
-        save_atomic({
+        torch_save({
             "format": FORMAT_VERSION,
             "config": self.config_,
             "classes": self.classes_,
@@ -307,13 +308,7 @@ class BeatsSystem(System):
     def load(cls, model_dir: Path, ctx: RunContext) -> "BeatsSystem":
         model_dir = Path(model_dir)
         path = model_dir / MODEL_FILE
-        flag = "-d" if ctx.cfg.run.mode == "dev" else "-e"
-        if not path.is_file() or not (model_dir / ENCODER_FILE).is_file():
-            raise DatasetError(f"no BEATs model in {model_dir}: run ./01_train.sh {flag} --system beats --force")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != FORMAT_VERSION:
-            raise DatasetError(f"{path} was written by another version of this system (format {state.get('format')}, "
-                               f"expected {FORMAT_VERSION}): retrain with ./01_train.sh {flag} --system beats --force")
+        state = load_model_state(path, FORMAT_VERSION, ctx)
         system = cls(ctx)
         system.config_ = state["config"]
         system.classes_ = list(state["classes"])
@@ -321,8 +316,8 @@ class BeatsSystem(System):
         cfg = system.beats_cfg
         try:
             encoder = load_beats(model_dir / ENCODER_FILE)
-        except BEATsCheckpointError as e:
-            raise DatasetError(f"{model_dir / ENCODER_FILE}: {e}") from None
+        except (BEATsCheckpointError, FileNotFoundError) as e:
+            raise ModelFileError(f"{model_dir / ENCODER_FILE}: {e}") from None
         pooling = get_pooling(cfg.pooling, encoder.cfg.encoder_embed_dim, cfg.attention_dim)
         _check_keys(pooling, state["pooling"], "pooling", path)
         trained = state["projection"] is not None

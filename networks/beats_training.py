@@ -36,7 +36,7 @@ from tqdm import tqdm
 from datasets.balancing import TrainingSet
 from networks.beats import BEATs
 from networks.margin_heads import CosineHead
-from tools.atomic import atomic_path, write_csv
+from tools.atomic import torch_save, write_csv
 from tools.config import BeatsConfig
 
 log = logging.getLogger(__name__)
@@ -193,12 +193,6 @@ def epoch_plan(n_clips: int, epoch: int, seed: int, batch_size: int, grad_accum:
     return [micro[i:i + grad_accum] for i in range(0, len(micro), grad_accum)]
 
 
-def save_atomic(obj: object, path: Path) -> None:
-    """`torch.save` that leaves either the complete new file or the old one."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def write_training_log(path: Path, history: list[dict]) -> None:
     """The per-epoch history as CSV (header + one row per epoch), written atomically."""
     write_csv(path, [LOG_COLUMNS] + [[row[c] for c in LOG_COLUMNS] for row in history])
@@ -265,7 +259,7 @@ class Trainer:
                    "seconds": round(time.perf_counter() - began, 3), "clips": clips}
             self.history.append(row)
             if self.rank == 0:
-                save_atomic({
+                torch_save({
                     "format": CHECKPOINT_FORMAT,
                     "fingerprint": self.fingerprint,
                     "epoch": epoch,

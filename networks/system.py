@@ -20,6 +20,27 @@ from datasets.manifest import Clip
 from tools.config import Config
 
 
+class ModelFileError(RuntimeError):
+    """A stored model that is missing or was written by another version; the message says how to retrain."""
+
+
+def load_model_state(path: Path, format_version: int, ctx: "RunContext") -> dict:
+    """A system's stored state (`torch.save` of a dict with a `format` entry), checked.
+
+    Raises:
+        ModelFileError: the file is missing, or its format is not `format_version`; the message
+            names the training command that rebuilds it.
+    """
+    retrain = f"./01_train.sh {'-d' if ctx.cfg.run.mode == 'dev' else '-e'} --system {ctx.cfg.run.system} --force"
+    if not path.is_file():
+        raise ModelFileError(f"no model file {path}: run {retrain}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format") != format_version:
+        raise ModelFileError(f"{path} was written by another version of this system (format {state.get('format')}, "
+                             f"expected {format_version}): retrain with {retrain}")
+    return state
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What a system needs besides its configuration section."""

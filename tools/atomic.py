@@ -31,6 +31,14 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def torch_save(obj: object, path: Path) -> None:
+    """`torch.save` that leaves either the complete new file or the old one (checkpoints, models)."""
+    import torch  # here, so the data tools that write text need not load torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
 def write_csv(path: Path, rows: list[list]) -> None:
     """Rows through the csv module (its quoting, '\\n' line ends), written atomically."""
     buffer = io.StringIO()

@@ -22,7 +22,7 @@ import yaml
 from datasets.audio import AudioError
 from datasets.manifest import Clip, DatasetError, open_dataset
 from networks.registry import get_system, resolve_scorer
-from networks.system import RunContext
+from networks.system import ModelFileError, RunContext
 from tools.cli import config_from_args, run_parser
 from tools.atomic import write_csv
 from tools.config import ConfigError, save_config
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = RunContext(cfg, device, dataset.expected_channels)
     try:
         truths = _score_all(cfg, system_cls, scorer, dataset, ctx, out, flag)
-    except (DatasetError, AudioError) as e:
+    except (DatasetError, AudioError, ModelFileError) as e:
         log.error("%s", e)
         return 1
     save_config(cfg, out / "config.yaml")

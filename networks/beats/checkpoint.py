@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -20,6 +19,7 @@ import torch
 
 from networks.beats.config import BEATsConfig, get_preset
 from networks.beats.encoder import BEATs
+from tools.atomic import torch_save
 
 logger = logging.getLogger(__name__)
 
@@ -166,12 +166,4 @@ def save_beats(model: BEATs, path: PathLike, label_dict: Optional[Mapping[Any, A
     checkpoint: dict[str, Any] = {"cfg": model.cfg.to_dict(), "model": state}
     if label_dict is not None:
         checkpoint["label_dict"] = dict(label_dict)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    torch_save(checkpoint, path)

@@ -20,7 +20,7 @@ from networks.beats_training import (CHECKPOINT_FILE, TRAINING_LOG_FILE, BeatsCl
                                      lr_factor, merge_lora, parameter_groups, resolve_amp)
 from networks.margin_heads import get_head
 from networks.pooling import AttentiveStatisticsPooling, MeanPooling, get_pooling
-from networks.system import RunContext
+from networks.system import ModelFileError, RunContext
 from tools.config import load_config
 
 TINY = {"beats.checkpoint": "none", "beats.preset": "tiny", "beats.clip_seconds": 2.0, "beats.mode": "finetune",
@@ -197,12 +197,12 @@ def test_a_saved_model_of_another_architecture_is_rejected_with_its_keys(demo_co
     state = torch.load(tmp_path / MODEL_FILE, weights_only=True)
     state["config"]["beats"]["pooling"] = "attentive"
     torch.save(state, tmp_path / MODEL_FILE)
-    with pytest.raises(DatasetError, match=r"(?s)pooling does not match.*missing keys \(4\).*attention.0.weight"):
+    with pytest.raises(ModelFileError, match=r"(?s)pooling does not match.*missing keys \(4\).*attention.0.weight"):
         BeatsSystem.load(tmp_path, ctx)
     encoder = torch.load(tmp_path / ENCODER_FILE, weights_only=True)
     encoder["model"]["extra.weight"] = encoder["model"].pop("layer_norm.weight")
     torch.save(encoder, tmp_path / ENCODER_FILE)
-    with pytest.raises(DatasetError, match=r"(?s)encoder.pt: BEATs checkpoint does not match.*missing keys \(1\).*"
+    with pytest.raises(ModelFileError, match=r"(?s)encoder.pt: BEATs checkpoint does not match.*missing keys \(1\).*"
                                            r"layer_norm.weight.*unexpected keys \(1\).*extra.weight"):
         BeatsSystem.load(tmp_path, ctx)
 

@@ -119,7 +119,13 @@ def select_machines(raw_dir: Path, wanted: list[str]) -> list[str]:
     missing = [m for m in wanted if m not in present]
     if missing:
         raise DatasetError(f"machine type(s) {', '.join(missing)} not found under {raw_dir}; present: {', '.join(present)}")
-    return list(wanted) or present
+    chosen = list(wanted) or present
+    # The official file names (anomaly_score_<machine>_section_<ss>_test.csv) are split at '_'.
+    bad = [m for m in chosen if "_" in m]
+    if bad:
+        raise DatasetError(f"machine folder name(s) {', '.join(bad)} under {raw_dir} contain '_', which the official "
+                           f"submission file names cannot hold: rename them (e.g. {bad[0].replace('_', '-')})")
+    return chosen
 
 
 def machine_clips(raw_dir: Path, machine: str, split: str) -> list[Clip]:

@@ -86,6 +86,12 @@ def test_empty_machine_folder_and_missing_machine(tmp_path):
         open_dataset(tmp_path, 2024, "dev", ["valve"])
 
 
+def test_machine_names_with_underscores_are_refused_before_any_work(tmp_path):
+    _wav(tmp_path / "pump_A" / "train" / "section_00_source_train_normal_0000_.wav")
+    with pytest.raises(DatasetError, match="pump_A .*contain '_'.*rename them \\(e.g. pump-A\\)"):
+        open_dataset(tmp_path, 2024, "dev", [])
+
+
 def test_unrecognised_file_name_is_named(tmp_path):
     _wav(tmp_path / "fan" / "train" / "my_recording.wav")
     with pytest.raises(DatasetError, match="my_recording.wav.*matches no DCASE naming scheme"):

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from datasets.audio import AudioError
@@ -39,6 +38,7 @@ from networks.mahalanobis import ResidualMoments, SelectiveMahalanobis
 from networks.system import RunContext, System, load_model_state
 from tools.atomic import torch_save
 from tools.config import AutoencoderConfig, DataConfig, FeatureConfig, fingerprint
+from tools.runtime import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,12 @@ class AutoencoderSystem(System):
         start = self._resume(checkpoint, stamp, cfg.epochs, optimizer, scaler)
         for epoch in range(start + 1, cfg.epochs + 1):
             began = time.perf_counter()
-            with _threads(cfg.threads):
+            # Only the training steps limit PyTorch: their operations are small (batches of 256
+            # vectors), so every one waits for its slowest thread, and on a busy machine a
+            # descheduled thread stalls them all (an epoch took ten times longer with two threads
+            # on a loaded 2-core machine). The evaluation passes work on 4096 vectors at a time and
+            # keep PyTorch's default. NumPy's second BLAS thread made the covariance products slower.
+            with limit_threads(cfg.threads):
                 train_loss = self._epoch(bank, train_starts, epoch, optimizer, scaler, use_amp, seed)
             val_loss = self._mean_loss(bank, val_starts) if len(val_starts) else float("nan")
             seconds = time.perf_counter() - began
@@ -229,7 +234,7 @@ class AutoencoderSystem(System):
         """
         began = time.perf_counter()
         domains = [_domain(c) for c in clips]
-        with _threads(self.ctx.cfg.autoencoder.threads, torch_too=False):
+        with limit_threads(self.ctx.cfg.autoencoder.threads, torch_too=False):
             mean_residuals, mse, moments = self._residual_pass(bank, domains)
         self.mahalanobis_ = SelectiveMahalanobis(self.ctx.cfg.autoencoder.covariance_ridge).fit(moments)
         self.train_scores_ = {"mse": mse, "mahala": self.mahalanobis_.score(mean_residuals).numpy()}
@@ -337,30 +342,6 @@ def split_clips(domains: list[str], fraction: float, seed: int) -> tuple[np.ndar
 def _domain(clip: Clip) -> str:
     """Clips without a domain (2020 data) belong to the source domain."""
     return clip.domain or "source"
-
-
-@contextlib.contextmanager
-def _threads(n: int, torch_too: bool = True):
-    """Run NumPy's BLAS (the covariance products) and, if `torch_too`, PyTorch with `n` CPU
-    threads (0: leave their settings), restoring them afterwards.
-
-    Only the training steps limit PyTorch: their operations are small (batches of 256 vectors),
-    so every one waits for its slowest thread, and on a busy machine a descheduled thread stalls
-    them all (an epoch took ten times longer with two threads on a loaded 2-core machine). The
-    evaluation passes work on 4096 vectors at a time and keep PyTorch's default, which halves
-    their time there. NumPy's second BLAS thread made the covariance products slower, not faster.
-    """
-    if n <= 0:
-        yield
-        return
-    before = torch.get_num_threads()
-    if torch_too:
-        torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _autocast(device: torch.device, enabled: bool):

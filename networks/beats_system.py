@@ -20,11 +20,9 @@ to the source and target training embeddings (`networks.knn_scoring`).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -45,6 +43,7 @@ from networks.pooling import get_pooling
 from networks.system import ModelFileError, RunContext, System, load_model_state
 from tools.atomic import torch_save
 from tools.config import BeatsConfig, fingerprint
+from tools.runtime import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +52,6 @@ MODEL_FILE = "beats_system.pt"
 FORMAT_VERSION = 1
 DECODE_CHUNK = 256  # training clips decoded at a time while their fbank is built
 MODES = ("finetune", "lora", "frozen")
-
-
-@contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """Run a block with `n` torch CPU threads (0: leave PyTorch's default)."""
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def trains_a_classifier(cfg: BeatsConfig) -> bool:
@@ -177,7 +164,7 @@ class BeatsSystem(System):
         self.config_ = self.ctx.cfg.to_dict()
         cfg = self.beats_cfg
         check_config(cfg)
-        with _threads(cfg.threads):
+        with limit_threads(cfg.threads):
             encoder = self._load_encoder()
             if trains_a_classifier(cfg):
                 kept, fbank, frame_mask, small_waves = self._training_inputs(clips)
@@ -276,7 +263,7 @@ class BeatsSystem(System):
     def score(self, clips: list[Clip], scorer: str) -> np.ndarray:
         if scorer not in self.scorers:
             raise KeyError(f"unknown scorer {scorer!r}; valid: {', '.join(self.scorers)}")
-        with _threads(self.beats_cfg.threads):
+        with limit_threads(self.beats_cfg.threads):
             _, embeddings = self._embed(clips, training=False)
         try:
             return self.knn_.score(embeddings, [c.machine for c in clips], [c.section for c in clips])

@@ -5,9 +5,11 @@ can share the logging set-up without paying torch's start-up time.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +41,26 @@ def seed_everything(seed: int, device: torch.device | None = None) -> None:
         # The CPU kernels we use are deterministic already, and the switch costs seconds of imports
         # (it loads torch's compiler stack) in every process.
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@contextlib.contextmanager
+def limit_threads(n: int, torch_too: bool = True) -> Iterator[None]:
+    """Run a block with `n` CPU threads for NumPy's BLAS and, if `torch_too`, for PyTorch
+    (0: leave both as they are), restoring the previous settings afterwards."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if n <= 0:
+        yield
+        return
+    before = torch.get_num_threads()
+    if torch_too:
+        torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def pick_device(spec: str) -> torch.device:

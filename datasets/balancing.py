@@ -267,26 +267,3 @@ def balance_training_set(
              max(counts.values()))
     return result
 
-
-def build_training_set(
-    waves: list[np.ndarray],
-    labels: np.ndarray,
-    num_samples: int,
-    smote_k: int,
-    per_class: int,
-    augment: list[str],
-    sample_rate: int,
-    seed: int,
-) -> TrainingSet:
-    """`balance_training_set` for waveforms held in memory (small sets, tests).
-
-    Args:
-        waves: the real training clips, [samples] float32 each (any length).
-        labels: [clips] class indices. The other arguments as in `balance_training_set`.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    fbank, frame_mask = encoder_inputs(waves, num_samples)
-    grow = classes_to_grow(labels, smote_k)
-    small = {cls: [w for w, y in zip(waves, labels) if y == cls] for cls in sorted(grow)}
-    return balance_training_set(fbank, frame_mask, labels, small, num_samples, smote_k, per_class, augment,
-                                sample_rate, seed)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.balancing import build_training_set, get_augmentation, grow_small_classes, smote_oversample
+from datasets.balancing import (TrainingSet, balance_training_set, classes_to_grow, encoder_inputs, get_augmentation,
+                                grow_small_classes, smote_oversample)
 from networks.beats import fbank_features
 
 RATE = 16000
@@ -26,6 +27,14 @@ def _clips(counts: dict[int, int], seconds: float = 0.5) -> tuple[list[np.ndarra
         waves += [_tone(300.0 * (cls + 1), seconds, rng) for _ in range(n)]
         labels += [cls] * n
     return waves, np.array(labels)
+
+
+def build_training_set(waves: list[np.ndarray], labels: np.ndarray, num_samples: int, **options) -> TrainingSet:
+    """`balance_training_set` on clips held in memory, handing it the small classes' waveforms as the trainer does."""
+    labels = np.asarray(labels, dtype=np.int64)
+    fbank, frame_mask = encoder_inputs(waves, num_samples)
+    small = {cls: [w for w, y in zip(waves, labels) if y == cls] for cls in sorted(classes_to_grow(labels, options["smote_k"]))}
+    return balance_training_set(fbank, frame_mask, labels, small, num_samples, **options)
 
 
 def test_small_classes_are_grown_then_every_class_is_balanced():

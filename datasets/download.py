@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from tools.atomic import write_text
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = "dcase-t2-toolkit-downloader"
@@ -237,6 +239,4 @@ def _read_meta(path: Path) -> dict:
 
 
 def _write_meta(path: Path, meta: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(meta))

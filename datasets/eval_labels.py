@@ -21,6 +21,7 @@ from pathlib import Path
 
 from datasets.filenames import UnrecognisedFileName, parse_file_name
 from datasets.manifest import EVAL_LABELS_FILE, SPLIT_FOLDERS, read_eval_labels
+from tools.atomic import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +152,7 @@ def label_machine(machine_dir: Path, rows: list[tuple[str, str]], force: bool = 
         shutil.rmtree(old)
     else:
         os.replace(tmp, renamed)
-    labels_tmp = machine_dir / f".{EVAL_LABELS_FILE}.tmp"
-    with labels_tmp.open("w", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows(mapping.items())
-    os.replace(labels_tmp, machine_dir / EVAL_LABELS_FILE)
+    write_csv(machine_dir / EVAL_LABELS_FILE, list(mapping.items()))
     return LabelResult(machine_dir.name, len(mapping), skipped=False, linked=linked)
 
 

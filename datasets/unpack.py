@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from datasets.catalog import ARCHIVE_SPLITS
 from datasets.filenames import UnrecognisedFileName, parse_file_name
 from datasets.manifest import SPLIT_FOLDERS
+from tools.atomic import write_csv, write_text
 
 log = logging.getLogger(__name__)
 
@@ -205,15 +206,8 @@ def _merge_attribute_tables(new: Path, existing: Path) -> None:
     new_header, *new_body = new_rows or [[]]
     header = max(old_header, new_header, key=len)  # the table with more attribute columns names them all
     body = {row[0]: row for row in old_body + new_body if row}
-    tmp = existing.with_name(existing.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(body[k] for k in sorted(body))
-    os.replace(tmp, existing)
+    write_csv(existing, [header, *(body[k] for k in sorted(body))])
 
 
 def _write_marker(path: Path, content: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(content, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(content, indent=1) + "\n")

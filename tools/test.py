@@ -94,9 +94,9 @@ def _score_all(cfg, system_cls, scorer: str, dataset, ctx: RunContext, out: Path
         if not (model_dir / COMPLETE_MARKER).is_file():
             raise DatasetError(f"no trained model for {group} in {model_dir}: run ./01_train.sh {flag} "
                                f"--system {cfg.run.system} first")
-        _check_trained_machines(model_dir, machines, flag, cfg.run.system)
-        system = system_cls.load(model_dir, ctx)
         thresholds = _thresholds(model_dir / TRAIN_SCORES_FILE, scorer, cfg.decision.threshold_quantile)
+        _check_trained_machines(model_dir, machines, {machine for machine, _ in thresholds}, flag, cfg.run.system)
+        system = system_cls.load(model_dir, ctx)
         for machine in machines:
             clips = dataset.clips(machine, "test")
             log.info("Scoring %s: %d test clips -> %s", machine, len(clips), out)
@@ -104,12 +104,10 @@ def _score_all(cfg, system_cls, scorer: str, dataset, ctx: RunContext, out: Path
     return truths
 
 
-def _check_trained_machines(model_dir: Path, machines: list[str], flag: str, system: str) -> None:
-    trained = yaml.safe_load((model_dir / "config.yaml").read_text())
-    with (model_dir / TRAIN_SCORES_FILE).open(newline="") as f:
-        seen = {row["machine"] for row in csv.DictReader(f)}
+def _check_trained_machines(model_dir: Path, machines: list[str], seen: set[str], flag: str, system: str) -> None:
     missing = [m for m in machines if m not in seen]
     if missing:
+        trained = yaml.safe_load((model_dir / "config.yaml").read_text())
         raise DatasetError(
             f"machine type(s) {', '.join(missing)} were not in the training data of {model_dir} "
             f"(trained on {', '.join(sorted(seen))} from {trained['data']['root']}); "

@@ -19,6 +19,11 @@ ARCHIVE_KINDS = ("dev", "additional_train", "eval_test")
 ARCHIVE_SPLITS = {"dev": ("train", "test"), "additional_train": ("train",), "eval_test": ("test",)}
 
 
+def archive_mode(kind: str) -> str:
+    """The set (dev | eval) whose machine types an archive kind holds."""
+    return "dev" if kind == "dev" else "eval"
+
+
 @dataclass(frozen=True)
 class Archive:
     """One downloadable zip: which machine type it holds and where it lives."""
@@ -55,8 +60,7 @@ class YearInfo:
     def expected_clips(self, kind: str, machine: str) -> dict[str, int]:
         """Split -> least number of WAV files an archive of `kind` must bring for `machine`
         (clips per section x sections); an empty dict where the catalogue does not know the counts."""
-        mode = "dev" if kind == "dev" else "eval"
-        sections = len(self.machines(mode).get(machine, ()))
+        sections = len(self.machines(archive_mode(kind)).get(machine, ()))
         return {
             split: self.clips_per_section[split] * sections
             for split in ARCHIVE_SPLITS[kind]
@@ -75,7 +79,7 @@ class YearInfo:
             raise ValueError(f"unknown archive kind {kind!r}; valid: {', '.join(ARCHIVE_KINDS)}")
         if kind not in self.archives:
             raise KeyError(f"DCASE{self.year} Task 2 has no published {kind} archives yet")
-        known = self.machines("dev" if kind == "dev" else "eval")
+        known = self.machines(archive_mode(kind))
         if machine not in known:
             raise KeyError(
                 f"{machine!r} is not a {'development' if kind == 'dev' else 'evaluation'} machine type of "

@@ -74,11 +74,21 @@ class Dataset:
         return machine_clips(self.raw_dir, machine, split)
 
 
+def dataset_dir(root: str | Path, year: int) -> Path:
+    """`<root>/dcase<year>t2`: one year's downloads (zips, logs, label lists and both data sets)."""
+    return Path(root) / f"dcase{year}t2"
+
+
+def official_raw_dir(root: str | Path, year: int, mode: str) -> Path:
+    """`<root>/dcase<year>t2/<mode>_data/raw`: where the downloader unpacks the `mode` (dev | eval) set."""
+    return dataset_dir(root, year) / f"{mode}_data" / "raw"
+
+
 def open_dataset(root: str | Path, year: int, mode: str, machines: list[str]) -> Dataset:
     """The dataset of a run: the raw folder under `root`, the machine types to use, and, for the
     official DCASE layout, the channel count the catalogue promises for `year`."""
     raw_dir = find_raw_dir(root, year, mode)
-    official = raw_dir == Path(root) / f"dcase{year}t2" / f"{mode}_data" / "raw"
+    official = raw_dir == official_raw_dir(root, year, mode)
     return Dataset(raw_dir, select_machines(raw_dir, machines), year_info(year).channels if official else None)
 
 
@@ -91,7 +101,7 @@ def find_raw_dir(root: str | Path, year: int, mode: str) -> Path:
       3. a folder of machine folders: `<root>/<machine>/{train,test}/` (your own recordings).
     """
     root = Path(root)
-    candidates = (root / f"dcase{year}t2" / f"{mode}_data" / "raw", root / f"{mode}_data" / "raw")
+    candidates = (official_raw_dir(root, year, mode), root / f"{mode}_data" / "raw")
     for candidate in candidates:
         if candidate.is_dir():
             return candidate

@@ -21,10 +21,10 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from datasets.catalog import ARCHIVE_KINDS, ZENODO_URL, Archive, YearInfo, newest_year, year_info
+from datasets.catalog import ARCHIVE_KINDS, ZENODO_URL, Archive, YearInfo, archive_mode, newest_year, year_info
 from datasets.download import DownloadError, FetchSettings, fetch, file_md5, partial_path, remote_size
 from datasets.eval_labels import LabelListError
-from datasets.manifest import DatasetError
+from datasets.manifest import DatasetError, dataset_dir, official_raw_dir
 from datasets.unpack import UnpackError, is_unpacked, unpack_archive
 from tools.config import DEFAULT_CONFIG, Config, ConfigError, load_config, parse_overrides
 from tools.label_eval import fetch_settings, label_evaluation, list_source
@@ -46,14 +46,6 @@ class Item:
     state: str = "fetch"  # unpacked | zip (downloaded, not unpacked) | partial | fetch
     size: int | None = None  # bytes the server announces
     have: int = 0  # bytes of a partial download already on disk
-
-
-def dataset_dir(root: Path, year: int) -> Path:
-    return Path(root) / f"dcase{year}t2"
-
-
-def raw_dir(root: Path, year: int, kind: str) -> Path:
-    return dataset_dir(root, year) / ("dev_data" if kind == "dev" else "eval_data") / "raw"
 
 
 def plan_archives(info: YearInfo, kinds: list[str], machines: list[str]) -> list[Archive]:
@@ -79,7 +71,7 @@ def plan_archives(info: YearInfo, kinds: list[str], machines: list[str]) -> list
         )
     archives = []
     for kind in kinds:
-        known = dev if kind == "dev" else evaluation
+        known = info.machines(archive_mode(kind))
         chosen = [m for m in machines if m in known] if machines else list(known)
         if not chosen:
             raise ValueError(f"none of --machines {','.join(machines)} has {KIND_LABELS[kind]} in DCASE{info.year}; choose from {', '.join(known)}")
@@ -193,12 +185,11 @@ def unpack_all(items: list[Item], info: YearInfo, force: bool, keep_zips: bool, 
             failures[archive.zip_name] = f"{item.zip_path} is missing: run stage 1 (download) first"
             log.error("%s", failures[archive.zip_name])
             continue
-        mode = "dev" if archive.kind == "dev" else "eval"
         try:
             result = unpack_archive(
                 item.zip_path, item.raw_dir, archive.machine, archive.kind,
                 expected_clips=info.expected_clips(archive.kind, archive.machine),
-                sections=info.machines(mode)[archive.machine], force=force,
+                sections=info.machines(archive_mode(archive.kind))[archive.machine], force=force,
             )
         except UnpackError as e:
             failures[archive.zip_name] = str(e)
@@ -281,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("DCASE%d Task 2: %s; data root %s; base URL %s; %d parallel downloads",
              year, ", ".join(KIND_LABELS[k] for k in kinds), root, args.base_url, cfg.download.jobs)
     items = [
-        Item(a, a.url(args.base_url), dataset_dir(root, year) / "zips" / a.zip_name, raw_dir(root, year, a.kind))
+        Item(a, a.url(args.base_url), dataset_dir(root, year) / "zips" / a.zip_name, official_raw_dir(root, year, archive_mode(a.kind)))
         for a in archives
     ]
     failures: dict[str, str] = {}
@@ -324,7 +315,7 @@ def _label_stage(args: argparse.Namespace, cfg: Config, info: YearInfo, machines
         log.warning("Stage 3: label: no label list is published for DCASE%d: the evaluation test clips stay unlabelled "
                     "(pass --label-list FILE if you have one)", year)
         return {}
-    raw = raw_dir(Path(cfg.data.root), year, "eval_test")
+    raw = official_raw_dir(cfg.data.root, year, "eval")
     log.info("Stage 3: label: %s -> %s/<machine>/test_rename/, eval_labels.csv", source[0], raw)
     try:
         label_evaluation(Path(cfg.data.root), year, machines, source[0], source[1], fetch_settings(cfg.download), args.force)

@@ -18,7 +18,7 @@ from pathlib import Path
 from datasets.catalog import year_info
 from datasets.download import DownloadError, FetchSettings, fetch, file_md5
 from datasets.eval_labels import LabelListError, LabelResult, label_dataset, read_label_list
-from datasets.manifest import DatasetError, find_raw_dir
+from datasets.manifest import DatasetError, dataset_dir, find_raw_dir
 from tools.config import DEFAULT_CONFIG, ConfigError, DownloadConfig, load_config, parse_overrides
 from tools.runtime import setup_logging
 
@@ -75,7 +75,7 @@ def label_evaluation(
 ) -> list[LabelResult]:
     """Stage: label the evaluation test clips of `year` under `data_root` with the list at `location`."""
     raw_dir = find_raw_dir(data_root, year, "eval")
-    lists = load_list(location, md5, year, Path(data_root) / f"dcase{year}t2", settings)
+    lists = load_list(location, md5, year, dataset_dir(data_root, year), settings)
     results = label_dataset(raw_dir, lists, machines or None, force=force)
     for r in results:
         if r.skipped:

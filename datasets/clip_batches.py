@@ -18,6 +18,7 @@ import torch
 
 from datasets.audio import AudioError, read_clip
 from datasets.manifest import Clip
+from networks.beats import padding_mask_from_lengths
 from tools.config import DataConfig
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,7 @@ def stack_waves(waves: list[np.ndarray], num_samples: int) -> tuple[torch.Tensor
     """
     fitted = [fit_length(w, num_samples) for w in waves]
     batch = torch.from_numpy(np.stack([w for w, _ in fitted]))
-    lengths = torch.tensor([n for _, n in fitted])
-    mask = torch.arange(num_samples).unsqueeze(0) >= lengths.unsqueeze(1)
-    return batch, mask
+    return batch, padding_mask_from_lengths(torch.tensor([n for _, n in fitted]), num_samples)
 
 
 def load_waves(

@@ -28,7 +28,7 @@ import logging
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -119,8 +119,8 @@ class TrainingSet:
         return dict(Counter(self.origin.tolist()))
 
 
-def classes_to_grow(labels: np.ndarray, smote_k: int) -> set[int]:
-    """Classes with fewer than `smote_k + 1` clips (none when balancing is off)."""
+def classes_to_grow(labels: Sequence[Hashable], smote_k: int) -> set:
+    """Classes (indices or label strings) with fewer than `smote_k + 1` clips (none when balancing is off)."""
     if smote_k <= 0:
         return set()
     return {cls for cls, n in Counter(np.asarray(labels).tolist()).items() if n < smote_k + 1}

@@ -21,7 +21,7 @@ to the source and target training embeddings (`networks.knn_scoring`).
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +30,11 @@ from torch import nn
 from tqdm import tqdm
 
 from datasets.audio import AudioError
-from datasets.balancing import balance_training_set, encoder_inputs, get_augmentation
+from datasets.balancing import balance_training_set, classes_to_grow, encoder_inputs, get_augmentation
 from datasets.class_labels import ClassIndex, class_label
 from datasets.clip_batches import clip_batches, length_counts, load_waves, log_length_summary
 from datasets.manifest import Clip, DatasetError
-from networks.beats import BEATs, BEATsCheckpointError, load_beats, save_beats
+from networks.beats import BEATs, BEATsCheckpointError, check_state_dict, load_beats, save_beats
 from networks.beats_training import (BeatsClassifier, Trainer, apply_lora, distributed_rank_and_size,
                                      merge_lora, resolve_amp)
 from networks.knn_scoring import SectionKnn
@@ -74,19 +74,12 @@ def check_config(cfg: BeatsConfig) -> None:
         raise ValueError(f"beats.clip_seconds must be longer than 0.1 s, got {cfg.clip_seconds}")
 
 
-def _check_keys(module: nn.Module, state: dict, what: str, path: Path) -> None:
+def _load_checked(module: nn.Module, state: dict, what: str, path: Path) -> None:
     """Load `state` strictly; a mismatch names every missing, unexpected and reshaped key."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    reshaped = [f"{k}: saved {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-                for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or reshaped:
-        lines = [f"{path}: the saved {what} does not match the architecture of its configuration"]
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", reshaped)):
-            if keys:
-                lines.append(f"{title} ({len(keys)}):\n  " + "\n  ".join(keys))
-        raise ModelFileError("\n".join(lines))
+    try:
+        check_state_dict(module, state, f"{path}: the saved {what} does not match the architecture of its configuration")
+    except BEATsCheckpointError as e:
+        raise ModelFileError(str(e)) from None
     module.load_state_dict(state)
 
 
@@ -101,7 +94,6 @@ class BeatsSystem(System):
         self.model_: BeatsClassifier | None = None
         self.knn_: SectionKnn | None = None
         self.history_: list[dict] = []
-        self.train_embeddings_: np.ndarray = np.zeros((0, 0), dtype=np.float32)
 
     @property
     def beats_cfg(self) -> BeatsConfig:
@@ -186,13 +178,13 @@ class BeatsSystem(System):
                 log.info("beats.mode frozen with mean pooling: no training, embeddings of the pre-trained encoder")
                 model, kept = self._build_model(encoder, 0, lora=False), clips
             self.model_ = model.to(self.ctx.device).eval()
-            self.train_clips_, self.train_embeddings_ = self._embed(kept, training=True)
+            self.train_clips_, train_embeddings = self._embed(kept, training=True)
             if not self.train_clips_:
                 raise AudioError("every training clip was skipped as broken; nothing to train on")
             if not trains_a_classifier(cfg):
                 self.classes_ = ClassIndex().fit(self.train_clips_).classes_
                 self._log_classes(self.train_clips_)
-            self.knn_ = SectionKnn(cfg.knn_k).fit(self.train_embeddings_, [c.machine for c in self.train_clips_],
+            self.knn_ = SectionKnn(cfg.knn_k).fit(train_embeddings, [c.machine for c in self.train_clips_],
                                                   [c.section for c in self.train_clips_],
                                                   [c.domain for c in self.train_clips_])
         self.train_scores_ = {"knn": self.knn_.train_scores_}
@@ -212,8 +204,7 @@ class BeatsSystem(System):
             class label -> waveforms of the small classes.
         """
         cfg, data_cfg, n = self.beats_cfg, self.ctx.cfg.data, self.num_samples()
-        counts = Counter(class_label(c) for c in clips)
-        small_labels = {label for label, count in counts.items() if cfg.smote_k > 0 and count < cfg.smote_k + 1}
+        small_labels = classes_to_grow([class_label(c) for c in clips], cfg.smote_k)
         kept: list[Clip] = []
         fbanks, masks, small_waves = [], [], defaultdict(list)
         longer = shorter = 0
@@ -229,8 +220,9 @@ class BeatsSystem(System):
             fbanks.append(fbank)
             masks.append(frame_mask)
             for clip, wave in zip(chunk, waves):
-                if class_label(clip) in small_labels:
-                    small_waves[class_label(clip)].append(wave)
+                label = class_label(clip)
+                if label in small_labels:
+                    small_waves[label].append(wave)
             kept += chunk
         if not kept:
             raise AudioError("every training clip was skipped as broken; nothing to train on")
@@ -286,7 +278,6 @@ class BeatsSystem(System):
             "head": None if model.head is None else {k: v.cpu() for k, v in model.head.state_dict().items()},
             "history": self.history_,
             "train_clips": [[c.machine, c.section, c.domain, c.name] for c in self.train_clips_],
-            "train_embeddings": torch.from_numpy(self.train_embeddings_),
             "knn": {"k": knn["k"], "banks": {key: torch.from_numpy(v) for key, v in knn["banks"].items()},
                     "stats": knn["stats"], "train_scores": torch.from_numpy(knn["train_scores"])},
         }, model_dir / MODEL_FILE)
@@ -306,15 +297,12 @@ class BeatsSystem(System):
         except (BEATsCheckpointError, FileNotFoundError) as e:
             raise ModelFileError(f"{model_dir / ENCODER_FILE}: {e}") from None
         pooling = get_pooling(cfg.pooling, encoder.cfg.encoder_embed_dim, cfg.attention_dim)
-        _check_keys(pooling, state["pooling"], "pooling", path)
+        _load_checked(pooling, state["pooling"], "pooling", path)
         trained = state["projection"] is not None
         model = BeatsClassifier(encoder, pooling, cfg.embedding_dim if trained else None, None, freeze_encoder=True)
         if trained:
-            _check_keys(model.projection, state["projection"], "projection", path)
+            _load_checked(model.projection, state["projection"], "projection", path)
         system.model_ = model.to(ctx.device).eval()
-        system.train_embeddings_ = state["train_embeddings"].numpy()
-        knn = state["knn"]
-        system.knn_ = SectionKnn.from_state_dict({"k": knn["k"], "banks": {k: v.numpy() for k, v in knn["banks"].items()},
-                                                  "stats": knn["stats"], "train_scores": knn["train_scores"].numpy()})
+        system.knn_ = SectionKnn.from_state_dict(state["knn"])  # np.asarray there takes the stored CPU tensors
         system.train_scores_ = {"knn": system.knn_.train_scores_}
         return system

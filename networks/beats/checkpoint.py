@@ -52,11 +52,12 @@ def _missing_checkpoint_message(path: Path) -> str:
     )
 
 
-def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
+def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
+                     what: str = "BEATs checkpoint does not match the architecture of its cfg") -> None:
     """Raise BEATsCheckpointError unless keys and shapes match `model` exactly.
 
-    The message lists every missing, unexpected and shape-mismatched key, so a wrong cfg or a
-    checkpoint of another model is obvious at a glance.
+    The message starts with `what` and lists every missing, unexpected and shape-mismatched key,
+    so a wrong cfg or a checkpoint of another model is obvious at a glance.
     """
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
@@ -67,7 +68,7 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
         if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
     ]
     if missing or unexpected or mismatched:
-        parts = ["BEATs checkpoint does not match the architecture of its cfg"]
+        parts = [what]
         for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
             if keys:
                 parts.append(f"{title} ({len(keys)}):\n  " + "\n  ".join(keys))

@@ -83,6 +83,22 @@ def _load_checked(module: nn.Module, state: dict, what: str, path: Path) -> None
     module.load_state_dict(state)
 
 
+def build_classifier(cfg: BeatsConfig, encoder: BEATs, n_classes: int, lora: bool) -> BeatsClassifier:
+    """The network `cfg` describes on top of `encoder`: pooling, and unless the encoder is frozen
+    with mean pooling, projection and margin head over `n_classes`, LoRA adapters if `lora`."""
+    pooling = get_pooling(cfg.pooling, encoder.cfg.encoder_embed_dim, cfg.attention_dim)
+    if not trains_a_classifier(cfg):
+        return BeatsClassifier(encoder, pooling, None, None, freeze_encoder=True)
+    if n_classes < 2:
+        raise DatasetError(
+            f"the BEATs classifier needs at least two classes (machine_section_attribute) but the training clips "
+            f"form {n_classes}; with a single class use --beats.mode frozen --beats.pooling mean")
+    head = get_head(cfg.head, cfg.embedding_dim, n_classes, cfg.subclusters, cfg.margin, cfg.scale)
+    if lora:
+        encoder = apply_lora(encoder, cfg.lora_rank, cfg.lora_alpha)
+    return BeatsClassifier(encoder, pooling, cfg.embedding_dim, head, freeze_encoder=cfg.mode == "frozen")
+
+
 class BeatsSystem(System):
     scope = "dataset"
     scorers = ("knn",)
@@ -122,20 +138,6 @@ class BeatsSystem(System):
                         "use a pre-trained checkpoint, or beats.mode finetune to train from scratch")
         return encoder
 
-    def _build_model(self, encoder: BEATs, n_classes: int, lora: bool) -> BeatsClassifier:
-        cfg = self.beats_cfg
-        pooling = get_pooling(cfg.pooling, encoder.cfg.encoder_embed_dim, cfg.attention_dim)
-        if not trains_a_classifier(cfg):
-            return BeatsClassifier(encoder, pooling, None, None, freeze_encoder=True)
-        if n_classes < 2:
-            raise DatasetError(
-                f"the BEATs classifier needs at least two classes (machine_section_attribute) but the training clips "
-                f"form {n_classes}; with a single class use --beats.mode frozen --beats.pooling mean")
-        head = get_head(cfg.head, cfg.embedding_dim, n_classes, cfg.subclusters, cfg.margin, cfg.scale)
-        if lora:
-            encoder = apply_lora(encoder, cfg.lora_rank, cfg.lora_alpha)
-        return BeatsClassifier(encoder, pooling, cfg.embedding_dim, head, freeze_encoder=cfg.mode == "frozen")
-
     def _resume_stamp(self, clips: list[Clip]) -> str:
         """Everything that shapes the training trajectory except the number of epochs, so a rerun
         after a crash, or with more epochs, continues from the last checkpoint; and a rerun with
@@ -163,7 +165,7 @@ class BeatsSystem(System):
                 index = ClassIndex().fit(kept)
                 self.classes_ = index.classes_
                 self._log_classes(kept)
-                model = self._build_model(encoder, len(self.classes_), lora=cfg.mode == "lora")
+                model = build_classifier(cfg, encoder, len(self.classes_), lora=cfg.mode == "lora")
                 seed = self.ctx.cfg.run.seed
                 data = balance_training_set(fbank, frame_mask, index.transform(kept),
                                             {self.classes_.index(k): v for k, v in small_waves.items()},
@@ -176,7 +178,7 @@ class BeatsSystem(System):
                 model.encoder = merge_lora(model.encoder)
             else:
                 log.info("beats.mode frozen with mean pooling: no training, embeddings of the pre-trained encoder")
-                model, kept = self._build_model(encoder, 0, lora=False), clips
+                model, kept = build_classifier(cfg, encoder, 0, lora=False), clips
             self.model_ = model.to(self.ctx.device).eval()
             self.train_clips_, train_embeddings = self._embed(kept, training=True)
             if not self.train_clips_:

@@ -29,7 +29,6 @@ import argparse
 import csv
 import logging
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -39,6 +38,8 @@ from pathlib import Path
 
 import psutil
 import torch
+
+from tools.benchmark import peak_rss_mib, report
 
 log = logging.getLogger("benchmark")
 
@@ -83,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         sampler.stop()
     figures += [("peak_pss_tree", sampler.peak_pss / 2**20, "MiB"),
                 ("peak_rss_tree", sampler.peak_rss / 2**20, "MiB"),
-                ("peak_rss_main", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB"),
+                ("peak_rss_main", peak_rss_mib(), "MiB"),
                 ("load_average_after", os.getloadavg()[0], "load")]
-    for name, value, unit in figures:
-        print(f"{name} {value:.4g} {unit}", flush=True)
+    for figure in figures:
+        report(*figure)
     if not args.keep:
         shutil.rmtree(run, ignore_errors=True)
     return 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import resource
 import statistics
 import time
 from typing import Callable, Optional, Sequence
@@ -27,6 +26,7 @@ import torch
 
 from networks.beats import BEATs, BEATsConfig, build_beats, get_preset
 from networks.beats.preprocess import num_frames
+from tools.benchmark import device_sync, peak_rss_mib, report
 
 MATMUL_SIZE = 4096
 
@@ -84,10 +84,6 @@ def _matmul(device: torch.device) -> Callable[[], object]:
     return run
 
 
-def report(name: str, value: float, unit: str) -> None:
-    print(f"{name} {value:.4g} {unit}", flush=True)
-
-
 def benchmark_device(
     model: BEATs,
     device: torch.device,
@@ -101,7 +97,7 @@ def benchmark_device(
     Each encoder pass is timed right after a matmul, so both see the same load from other work:
     the paired ratio is robust on a shared machine, the best-of figures show the quiet case.
     """
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = device_sync(device)
     generator = torch.Generator(device=device).manual_seed(0)
     samples = int(args.seconds * 16000)
     wave = 0.1 * torch.randn(args.batch, samples, device=device, generator=generator)
@@ -116,7 +112,7 @@ def benchmark_device(
     sync()
     if device.type == "cpu":
         # Before the matmul operands exist, so this is the model, its input and activations.
-        report(f"{prefix}peak_rss_encoder", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB")
+        report(f"{prefix}peak_rss_encoder", peak_rss_mib(), "MiB")
     matmul = _matmul(device)
     matmul()
     matmul_flops = 2.0 * MATMUL_SIZE**3
@@ -198,7 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     model = build_beats(cfg)  # random weights: speed does not depend on them
     benchmark_device(model, torch.device("cpu"), args, flops["total"], prefix="cpu_")
-    report("cpu_peak_rss_process", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB")
+    report("cpu_peak_rss_process", peak_rss_mib(), "MiB")
 
     if torch.cuda.is_available() and not args.no_gpu:
         device = torch.device("cuda")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,31 +27,26 @@ import torch
 
 from networks.beats import build_beats, get_preset
 from networks.beats.preprocess import num_frames
-from networks.beats_training import BeatsClassifier, apply_lora, parameter_groups, resolve_amp
-from networks.margin_heads import get_head
-from networks.pooling import get_pooling
-from tools.benchmark_beats import report
-from tools.config import load_config
+from networks.beats_system import build_classifier
+from networks.beats_training import BeatsClassifier, parameter_groups, resolve_amp
+from tools.benchmark import device_sync, peak_rss_mib, report
+from tools.config import BeatsConfig, load_config
 
 MODES = ("frozen", "lora", "finetune")
 
 
-def build_classifier(preset: str, mode: str, n_classes: int, overrides: dict) -> tuple[BeatsClassifier, object]:
+def random_classifier(preset: str, mode: str, n_classes: int, overrides: dict) -> tuple[BeatsClassifier, BeatsConfig]:
     """The classifier the BEATs system trains, with random weights, and its `beats` config."""
     cfg = load_config(overrides={"beats.mode": mode, **overrides}).beats
     encoder = build_beats(get_preset(preset))
     encoder.cfg.encoder_layerdrop = 0.0  # time the full network every step, not a random subset
-    if mode == "lora":
-        encoder = apply_lora(encoder, cfg.lora_rank, cfg.lora_alpha)
-    pooling = get_pooling(cfg.pooling, get_preset(preset).encoder_embed_dim, cfg.attention_dim)
-    head = get_head(cfg.head, cfg.embedding_dim, n_classes, cfg.subclusters, cfg.margin, cfg.scale)
-    return BeatsClassifier(encoder, pooling, cfg.embedding_dim, head, freeze_encoder=mode == "frozen"), cfg
+    return build_classifier(cfg, encoder, n_classes, lora=mode == "lora"), cfg
 
 
 def benchmark_mode(args: argparse.Namespace, mode: str, device: torch.device) -> None:
     """Time `args.iters` optimiser steps of one mode on one device (after one untimed step)."""
     torch.manual_seed(0)
-    model, cfg = build_classifier(args.preset, mode, args.classes, {"beats.pooling": "attentive"})
+    model, cfg = random_classifier(args.preset, mode, args.classes, {"beats.pooling": "attentive"})
     model = model.to(device).train()
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg))
     amp_dtype = resolve_amp("auto", device)
@@ -61,7 +55,7 @@ def benchmark_mode(args: argparse.Namespace, mode: str, device: torch.device) ->
     fbank = torch.randn(args.batch, frames, 128, device=device, generator=generator)
     mask = torch.zeros(args.batch, frames, dtype=torch.bool, device=device)
     labels = torch.arange(args.batch, device=device) % args.classes
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = device_sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -89,7 +83,7 @@ def benchmark_mode(args: argparse.Namespace, mode: str, device: torch.device) ->
     if device.type == "cuda":
         report(f"{prefix}peak_memory", torch.cuda.max_memory_allocated(device) / 2**20, "MiB")
     else:
-        report(f"{prefix}peak_rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB")
+        report(f"{prefix}peak_rss", peak_rss_mib(), "MiB")
 
 
 def get_parser() -> argparse.ArgumentParser:

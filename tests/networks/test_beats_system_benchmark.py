@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from tests.conftest import run_script
-from tools.benchmark_beats_training import build_classifier
+from tools.benchmark_beats_training import random_classifier
 
 
 def test_training_step_benchmark_prints_its_figures():
@@ -23,7 +23,7 @@ def test_training_step_benchmark_prints_its_figures():
 def test_benchmarked_modes_train_what_the_system_trains():
     trainable = {}
     for mode in ("frozen", "lora", "finetune"):
-        model, _ = build_classifier("tiny", mode, 10, {})
+        model, _ = random_classifier("tiny", mode, 10, {})
         trainable[mode] = {n for n, p in model.named_parameters() if p.requires_grad}
     assert not any(n.startswith("encoder.") for n in trainable["frozen"])
     assert all("lora_" in n for n in trainable["lora"] if n.startswith("encoder."))

@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from datasets.filenames import UnrecognisedFileName, parse_file_name
-from tools.metrics import SectionMetrics, hmean, jackknife_ci95, ranked_values, section_metrics
+from tools.metrics import SectionMetrics, jackknife_ci95, official_score, section_metrics
 from tools.atomic import write_csv
 from tools.result_tables import evaluator_rows
 from tools.submission import (DECISION_PREFIX, SCORE_PREFIX, SectionTruth, SubmissionError, file_name,
@@ -58,41 +59,57 @@ def load_truth(score_dir: Path, ground_truth: Path | None = None) -> list[Sectio
     return truth_from_names(score_dir)
 
 
-def evaluate_folder(score_dir: Path, truths: list[SectionTruth], max_fpr: float = 0.1) -> list[SectionMetrics]:
-    """Metrics of every section in `truths`, read from the files in `score_dir`.
+@dataclass(frozen=True)
+class SectionScores:
+    """One section's clips, sorted by name: ground truth, anomaly scores and decisions."""
+
+    machine: str
+    section: str
+    is_anomaly: np.ndarray  # [clips] bool
+    is_target: np.ndarray  # [clips] bool
+    scores: np.ndarray  # [clips] float
+    decisions: np.ndarray  # [clips] 0 | 1
+
+
+def read_sections(score_dir: Path, truths: list[SectionTruth]) -> list[SectionScores]:
+    """The score and decision files in `score_dir` of every section in `truths`, each read once.
 
     Raises:
         SubmissionError: a section's score or decision file is missing or its rows do not match
             the ground truth exactly (the official evaluator would skip or crash).
     """
-    results = []
+    sections = []
     for truth in truths:
         names = set(truth.labels)
         scores = read_value_file(score_dir / file_name(SCORE_PREFIX, truth.machine, truth.section), expected=names)
         decisions = read_value_file(score_dir / file_name(DECISION_PREFIX, truth.machine, truth.section), expected=names)
         ordered = sorted(names)
-        results.append(section_metrics(
+        sections.append(SectionScores(
             truth.machine, truth.section,
             is_anomaly=np.array([truth.labels[n][0] for n in ordered]),
             is_target=np.array([truth.labels[n][1] for n in ordered]),
             scores=np.array([scores[n] for n in ordered]),
             decisions=np.array([decisions[n] for n in ordered]),
-            max_fpr=max_fpr,
         ))
-    return results
+    return sections
 
 
-def pooled_ci95(score_dir: Path, truths: list[SectionTruth], max_fpr: float = 0.1) -> float:
+def evaluate_sections(sections: list[SectionScores], max_fpr: float = 0.1) -> list[SectionMetrics]:
+    return [section_metrics(s.machine, s.section, is_anomaly=s.is_anomaly, is_target=s.is_target, scores=s.scores,
+                            decisions=s.decisions, max_fpr=max_fpr) for s in sections]
+
+
+def evaluate_folder(score_dir: Path, truths: list[SectionTruth], max_fpr: float = 0.1) -> list[SectionMetrics]:
+    """Metrics of every section in `truths`, read from the files in `score_dir` (see `read_sections`)."""
+    return evaluate_sections(read_sections(score_dir, truths), max_fpr)
+
+
+def pooled_ci95(sections: list[SectionScores], max_fpr: float = 0.1) -> float:
     """The evaluator's `official score ci95`: mean of the jackknife CI95 of AUC and pAUC over the
     clips of all sections pooled (in the evaluator's order: machine, section, sorted names)."""
-    is_anomaly, scores = [], []
-    for truth in truths:
-        values = read_value_file(score_dir / file_name(SCORE_PREFIX, truth.machine, truth.section))
-        for name in sorted(truth.labels):
-            is_anomaly.append(truth.labels[name][0])
-            scores.append(values[name])
-    return float(np.mean([jackknife_ci95(np.array(is_anomaly), np.array(scores)),
-                          jackknife_ci95(np.array(is_anomaly), np.array(scores), max_fpr)]))
+    is_anomaly = np.concatenate([s.is_anomaly for s in sections])
+    scores = np.concatenate([s.scores for s in sections])
+    return float(np.mean([jackknife_ci95(is_anomaly, scores), jackknife_ci95(is_anomaly, scores, max_fpr)]))
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -108,14 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        truths = load_truth(args.score_dir, args.ground_truth)
-        results = evaluate_folder(args.score_dir, truths, args.max_fpr)
+        sections = read_sections(args.score_dir, load_truth(args.score_dir, args.ground_truth))
+        results = evaluate_sections(sections, args.max_fpr)
     except SubmissionError as e:
         log.error("%s", e)
         return 1
-    score = hmean(ranked_values(results))
+    score = official_score(results)
     if args.report:
-        write_csv(args.report, evaluator_rows(results, pooled_ci95(args.score_dir, truths, args.max_fpr)))
+        write_csv(args.report, evaluator_rows(results, pooled_ci95(sections, args.max_fpr)))
         log.info("report -> %s", args.report)
     print(f"official score {score}")
     return 0

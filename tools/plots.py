@@ -15,23 +15,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+from tools.evaluate import SectionScores  # noqa: E402
 from tools.metrics import DOMAINS, SectionMetrics  # noqa: E402
-from tools.submission import DECISION_PREFIX, SCORE_PREFIX, SectionTruth, file_name, read_value_file  # noqa: E402
 
 COLOURS = {"source": "tab:blue", "target": "tab:orange"}
 
 
-def plot_machine(score_dir: Path, truths: list[SectionTruth], results: list[SectionMetrics], title: str, out: Path) -> Path:
+def plot_machine(sections: list[SectionScores], results: list[SectionMetrics], title: str, out: Path) -> Path:
     """Draw the ROC curves and score distributions of one machine type's sections into `out`."""
-    fig, axes = plt.subplots(len(truths), 2, figsize=(11, 4 * len(truths)), squeeze=False)
-    for (roc_ax, hist_ax), truth, result in zip(axes, truths, results):
-        scores = read_value_file(score_dir / file_name(SCORE_PREFIX, truth.machine, truth.section))
-        decisions = read_value_file(score_dir / file_name(DECISION_PREFIX, truth.machine, truth.section))
-        names = sorted(truth.labels)
-        s = np.array([scores[n] for n in names])
-        anomaly = np.array([truth.labels[n][0] for n in names])
-        target = np.array([truth.labels[n][1] for n in names])
-        flagged = np.array([decisions[n] for n in names]) == 1
+    fig, axes = plt.subplots(len(sections), 2, figsize=(11, 4 * len(sections)), squeeze=False)
+    for (roc_ax, hist_ax), section, result in zip(axes, sections, results):
+        s, anomaly, target = section.scores, section.is_anomaly, section.is_target
+        flagged = section.decisions == 1
         for domain in DOMAINS:
             in_domain = target if domain == "target" else ~target
             pick = in_domain | anomaly
@@ -46,7 +41,7 @@ def plot_machine(score_dir: Path, truths: list[SectionTruth], results: list[Sect
                                  label=f"{domain} {'anomaly' if is_anomaly else 'normal'}")
         roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
         roc_ax.axvspan(0, 0.1, color="grey", alpha=0.1, label=f"pAUC range ({100 * result.pauc:.1f}%)")
-        roc_ax.set(title=f"{title}: {truth.machine} section {truth.section}", xlabel="false positive rate",
+        roc_ax.set(title=f"{title}: {section.machine} section {section.section}", xlabel="false positive rate",
                    ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
         roc_ax.legend(loc="lower right", fontsize="small")
         if flagged.any():

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from tools.metrics import DOMAINS, SectionMetrics, amean, hmean, ranked_values
+from tools.metrics import DOMAINS, SectionMetrics, amean, hmean, official_score, ranked_values
 
 BASELINE_COLUMNS = [
     "section", "AUC (source)", "AUC (target)", "pAUC", "pAUC (source)", "pAUC (target)",
@@ -26,7 +26,12 @@ EVALUATOR_COLUMNS = [
     "section", "AUC (all)", "AUC (source)", "AUC (target)", "pAUC", "precision (source)", "precision (target)",
     "recall (source)", "recall (target)", "F1 score (source)", "F1 score (target)",
 ]
-SUMMARY_METRICS = ["AUC (source)", "AUC (target)", "pAUC (source, target)", "TOTAL score"]
+# The per-section rows of the official summary table (a TOTAL score row follows them).
+SUMMARY_METRICS = {
+    "AUC (source)": lambda r: r.auc["source"],
+    "AUC (target)": lambda r: r.auc["target"],
+    "pAUC (source, target)": lambda r: r.pauc,
+}
 
 
 def _baseline_values(r: SectionMetrics) -> list[float]:
@@ -72,7 +77,7 @@ def evaluator_rows(results: list[SectionMetrics], ci95: float) -> list[list]:
         rows.append([])
     rows += _evaluator_means(results, suffix=" over all machine types, sections, and domains")
     rows.append([])
-    rows.append(["official score", "", str(hmean(ranked_values(results)))])
+    rows.append(["official score", "", str(official_score(results))])
     rows.append(["official score ci95", "", str(ci95)])
     rows.append([])
     return rows
@@ -103,15 +108,9 @@ def summary_rows(systems: dict[str, list[SectionMetrics]], machines: list[str]) 
     (the arithmetic mean over that machine's sections; empty where a system has no result)."""
     rows: list[list] = [["System", "metric", "h-mean", "a-mean"] + machines]
     for system, results in systems.items():
-        per_metric = {
-            "AUC (source)": lambda r: r.auc["source"],
-            "AUC (target)": lambda r: r.auc["target"],
-            "pAUC (source, target)": lambda r: r.pauc,
-        }
-        for metric, get in per_metric.items():
+        for metric, get in SUMMARY_METRICS.items():
             values = [get(r) for r in results]
-            by_machine = [_cell(amean([get(r) for r in results if r.machine == m])) if any(r.machine == m for r in results) else ""
-                          for m in machines]
+            by_machine = [_cell(amean([get(r) for r in results if r.machine == m])) for m in machines]  # NaN (empty) if none
             rows.append([system, metric, _cell(hmean(values)), _cell(amean(values))] + by_machine)
         flat = ranked_values(results)
         rows.append([system, "TOTAL score", _cell(hmean(flat)), _cell(amean(flat))] + [""] * len(machines))

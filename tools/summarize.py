@@ -20,12 +20,11 @@ import yaml
 
 from datasets.catalog import year_info
 from tools.atomic import write_csv, write_text
-from tools.evaluate import evaluate_folder, load_truth
+from tools.evaluate import evaluate_sections, load_truth, read_sections
 from tools.metrics import SectionMetrics
-from tools.plots import plot_machine
 from tools.result_tables import markdown_table, summary_rows
 from tools.runtime import setup_logging
-from tools.submission import DECISION_PREFIX, SCORE_PREFIX, SubmissionError, section_files
+from tools.submission import DECISION_PREFIX, SCORE_PREFIX, SubmissionError, file_name, section_files
 
 log = logging.getLogger("summarize")
 
@@ -69,7 +68,7 @@ def package_submission(folder: Path, submission_dir: Path, team: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for machine, section in section_files(folder):
         for prefix in (SCORE_PREFIX, DECISION_PREFIX):
-            name = f"{prefix}_{machine}_section_{section}_test.csv"
+            name = file_name(prefix, machine, section)
             if not (folder / name).is_file():
                 raise SubmissionError(f"{folder / name} is missing; the evaluator would skip this system")
             shutil.copy2(folder / name, out / name)
@@ -109,12 +108,15 @@ def main(argv: list[str] | None = None) -> int:
             except SubmissionError as e:
                 log.info("%s: no ground truth (%s); left out of the table", folder.name, e)
                 continue
-            results = evaluate_folder(folder, truths)
+            sections = read_sections(folder, truths)
+            results = evaluate_sections(sections)
             systems[folder.name] = results
             if not args.no_plots:
-                for machine in dict.fromkeys(t.machine for t in truths):
-                    mine = [i for i, t in enumerate(truths) if t.machine == machine]
-                    plot_machine(folder, [truths[i] for i in mine], [results[i] for i in mine], folder.name,
+                from tools.plots import plot_machine  # here: matplotlib is slow to import and --no-plots needs none
+
+                for machine in dict.fromkeys(s.machine for s in sections):
+                    mine = [i for i, s in enumerate(sections) if s.machine == machine]
+                    plot_machine([sections[i] for i in mine], [results[i] for i in mine], folder.name,
                                  out / "plots" / f"{args.mode}_data" / folder.name / f"{machine}.png")
     except SubmissionError as e:
         log.error("%s", e)

@@ -6,7 +6,7 @@ import csv
 import numpy as np
 import pytest
 
-from tools.evaluate import evaluate_folder, load_truth, pooled_ci95
+from tools.evaluate import evaluate_folder, load_truth, pooled_ci95, read_sections
 from tools.metrics import official_score, section_metrics
 from tools.result_tables import BASELINE_COLUMNS, evaluator_rows, machine_result_rows, summary_rows
 from tools.submission import read_ground_truth
@@ -42,7 +42,7 @@ def test_evaluator_report_on_the_baseline_dev_scores(dev_case):
     scores = folder / "scores"
     truths = load_truth(scores)  # development names carry the labels
     results = evaluate_folder(scores, truths)
-    ci95 = pooled_ci95(scores, truths)
+    ci95 = pooled_ci95(read_sections(scores, truths))
     _assert_rows_equal(evaluator_rows(results, ci95), _rows(folder / "evaluator_output" / f"{mode}_result.csv"))
 
 
@@ -68,7 +68,7 @@ def test_evaluation_set_with_ties_and_shuffled_rows(dcase_reference):
     truths = read_ground_truth(dcase_reference / "official_lists" / "evaluator_2024")
     assert len(truths) == 9 and all(len(t.labels) == 200 for t in truths)
     results = evaluate_folder(case / "scores", truths)
-    _assert_rows_equal(evaluator_rows(results, pooled_ci95(case / "scores", truths)),
+    _assert_rows_equal(evaluator_rows(results, pooled_ci95(read_sections(case / "scores", truths))),
                        _rows(case / "evaluator_output" / "ties_system_result.csv"))
     paper = _rows(case / "evaluator_output" / "teams_official_score_paper.csv")
     _assert_rows_equal(summary_rows({"ties_system": results}, paper[0][4:]), paper)

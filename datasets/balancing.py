@@ -76,13 +76,18 @@ AUGMENTATIONS: dict[str, Callable[[], object]] = {
 }
 
 
-def get_augmentation(names: list[str]):
-    """An audiomentations `Compose` of the named transforms; unknown names list the valid ones."""
-    from audiomentations import Compose
-
+def check_augmentations(names: list[str]) -> None:
+    """Raise KeyError, listing the valid names, unless every name is a known transform (imports nothing)."""
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
         raise KeyError(f"unknown augmentation(s) {', '.join(unknown)} in beats.augment; valid: {', '.join(AUGMENTATIONS)}")
+
+
+def get_augmentation(names: list[str]):
+    """An audiomentations `Compose` of the named transforms; unknown names list the valid ones."""
+    check_augmentations(names)
+    from audiomentations import Compose  # here: slow to import, and only training with small classes needs it
+
     return Compose([AUGMENTATIONS[n]() for n in names])
 
 
@@ -137,7 +142,7 @@ def grow_small_classes(
     Returns:
         The new waveforms only (not the originals) and their labels.
     """
-    if not augment:
+    if not augment or not small_waves:
         return [], np.zeros(0, dtype=np.int64)
     transform = get_augmentation(augment)
     new_waves, new_labels = [], []

@@ -38,7 +38,7 @@ from networks.mahalanobis import ResidualMoments, SelectiveMahalanobis
 from networks.system import RunContext, System, load_model_state
 from tools.atomic import torch_save
 from tools.config import AutoencoderConfig, DataConfig, FeatureConfig, fingerprint
-from tools.runtime import limit_threads
+from tools.runtime import distributed_rank_and_size, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class AutoencoderSystem(System):
     # ---- training -------------------------------------------------------------------------
 
     def fit(self, clips: list[Clip], workdir: Path) -> "AutoencoderSystem":
-        if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        if distributed_rank_and_size()[1] > 1:
             # Data-parallel copies would normalise half batches: not the official network's training.
             raise RuntimeError("the autoencoder trains in one process: run ./01_train.sh without --nproc-per-node")
         cfg = self.ctx.cfg

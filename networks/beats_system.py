@@ -30,20 +30,19 @@ from torch import nn
 from tqdm import tqdm
 
 from datasets.audio import AudioError
-from datasets.balancing import balance_training_set, classes_to_grow, encoder_inputs, get_augmentation
+from datasets.balancing import balance_training_set, check_augmentations, classes_to_grow, encoder_inputs
 from datasets.class_labels import ClassIndex, class_label
 from datasets.clip_batches import clip_batches, length_counts, load_waves, log_length_summary
 from datasets.manifest import Clip, DatasetError
 from networks.beats import BEATs, BEATsCheckpointError, check_state_dict, load_beats, save_beats
-from networks.beats_training import (BeatsClassifier, Trainer, apply_lora, distributed_rank_and_size,
-                                     merge_lora, resolve_amp)
+from networks.beats_training import BeatsClassifier, Trainer, apply_lora, merge_lora, resolve_amp
 from networks.knn_scoring import SectionKnn
 from networks.margin_heads import HEADS, get_head
 from networks.pooling import get_pooling
 from networks.system import ModelFileError, RunContext, System, load_model_state
 from tools.atomic import torch_save
 from tools.config import BeatsConfig, fingerprint
-from tools.runtime import limit_threads
+from tools.runtime import distributed_rank_and_size, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def check_config(cfg: BeatsConfig) -> None:
     get_pooling(cfg.pooling, 8, 8)
     if cfg.head not in HEADS:
         raise KeyError(f"unknown beats.head {cfg.head!r}; valid: {', '.join(HEADS)}")
-    get_augmentation(cfg.augment)
+    check_augmentations(cfg.augment)
     for key in ("epochs", "batch_size", "grad_accum", "knn_k"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"beats.{key} must be at least 1, got {getattr(cfg, key)}")

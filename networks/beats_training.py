@@ -38,6 +38,7 @@ from networks.beats import BEATs
 from networks.margin_heads import CosineHead
 from tools.atomic import torch_save, write_csv
 from tools.config import BeatsConfig
+from tools.runtime import distributed_rank_and_size
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +173,6 @@ def resolve_amp(amp: str, device: torch.device) -> Optional[torch.dtype]:
     if amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if amp == "bf16" else torch.float16
-
-
-def distributed_rank_and_size() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def epoch_plan(n_clips: int, epoch: int, seed: int, batch_size: int, grad_accum: int, world: int) -> list[list[np.ndarray]]:

@@ -26,15 +26,18 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tools.runtime import distributed_rank_and_size
+
 MIN_SCALE = 1.0  # ln(C - 1) is 0 for two classes; the scale must stay positive
 
 
 def _gather(values: Tensor) -> Tensor:
     """Concatenate a 1-D tensor over all processes of a distributed run (sizes may differ)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    _, world = distributed_rank_and_size()
+    if world == 1:
         return values
     size = torch.tensor([values.numel()], device=values.device)
-    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    sizes = [torch.zeros_like(size) for _ in range(world)]
     dist.all_gather(sizes, size)
     longest = int(max(s.item() for s in sizes))
     padded = torch.zeros(longest, dtype=values.dtype, device=values.device)

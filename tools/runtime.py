@@ -73,3 +73,12 @@ def pick_device(spec: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"run.device={spec} but no CUDA device is available; use auto or cpu")
     return device
+
+
+def distributed_rank_and_size() -> tuple[int, int]:
+    """(rank, world size) of this process in a torchrun job; (0, 1) outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

@@ -366,11 +366,6 @@ class BEATs(nn.Module):
         with torch.no_grad():
             conv.weight_g.copy_(torch.linalg.vector_norm(conv.weight_v, dim=(0, 1), keepdim=True))
 
-    @property
-    def num_tokens_per_time_block(self) -> int:
-        """Tokens per patch row along time (128 mel bins / patch size; 8 for patch 16)."""
-        return 128 // self.cfg.input_patch_size
-
     def encode_fbank(self, fbank: Tensor, frame_padding_mask: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
         """Encode normalised fbank into token features.
 

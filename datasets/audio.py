@@ -4,14 +4,38 @@ Reads audio with soundfile (libsndfile); writes nothing.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+log = logging.getLogger(__name__)
+
 
 class AudioError(RuntimeError):
     """A clip that cannot be used: undecodable, wrong sample rate or unexpected channels."""
+
+
+def usable_indices(n_clips: int, problems: dict[int, str], on_bad_file: str, allow_skip: bool) -> list[int]:
+    """Positions 0..n_clips-1 of the clips without a problem (position -> message naming the file).
+
+    Broken clips stop the run with AudioError, unless they may be skipped (`allow_skip`: training
+    clips; a submission needs a score for every test clip) and `data.on_bad_file` is `skip`: then
+    each is logged as a warning and left out.
+    """
+    if problems and not (allow_skip and on_bad_file == "skip"):
+        hint = " (set data.on_bad_file: skip to leave broken training clips out)" if allow_skip else ""
+        raise AudioError("; ".join(problems.values()) + hint)
+    for message in problems.values():
+        log.warning("skipping %s", message)
+    return [i for i in range(n_clips) if i not in problems]
+
+
+def require_training_clips(kept: list) -> None:
+    """Raise AudioError if skipping broken clips left nothing to train on."""
+    if not kept:
+        raise AudioError("every training clip was skipped as broken; nothing to train on")
 
 
 def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels: int | None = None) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from datasets.audio import AudioError, read_clip
+from datasets.audio import AudioError, read_clip, usable_indices
 from datasets.manifest import Clip
 from networks.beats import padding_mask_from_lengths
 from tools.config import DataConfig
@@ -78,17 +78,9 @@ def load_waves(
 
     with ThreadPoolExecutor(max(1, data_cfg.workers)) as pool:
         results = list(pool.map(read, clips))
-    skip = allow_skip and data_cfg.on_bad_file == "skip"
-    kept, waves = [], []
-    for clip, result in zip(clips, results):
-        if isinstance(result, str):
-            if not skip:
-                raise AudioError(result + (" (set data.on_bad_file: skip to leave broken training clips out)" if allow_skip else ""))
-            log.warning("skipping %s", result)
-            continue
-        kept.append(clip)
-        waves.append(result)
-    return kept, waves
+    problems = {i: result for i, result in enumerate(results) if isinstance(result, str)}
+    keep = usable_indices(len(clips), problems, data_cfg.on_bad_file, allow_skip)
+    return [clips[i] for i in keep], [results[i] for i in keep]
 
 
 def length_counts(waves: list[np.ndarray], num_samples: int) -> tuple[int, int]:

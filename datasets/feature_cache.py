@@ -8,7 +8,6 @@ file is recomputed.
 from __future__ import annotations
 
 import hashlib
-import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -17,13 +16,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets.audio import AudioError, read_clip
+from datasets.audio import AudioError, read_clip, usable_indices
 from datasets.features import EXTRACTOR_VERSION, log_mel_spectrogram
 from datasets.manifest import Clip
 from tools.atomic import atomic_path
 from tools.config import DataConfig, FeatureConfig, fingerprint
-
-log = logging.getLogger(__name__)
 
 
 def feature_key(data_cfg: DataConfig, feature_cfg: FeatureConfig) -> str:
@@ -77,12 +74,7 @@ def cached_log_mels(
         workers = max(1, min(data_cfg.workers, len(jobs)))
         results = _run(jobs, workers, desc)
         errors = {i: msg for i, msg in zip(todo, results) if msg is not None}
-    skip = allow_skip and data_cfg.on_bad_file == "skip"
-    for i, message in errors.items():
-        if not skip:
-            raise AudioError(message + (" (set data.on_bad_file: skip to leave broken training clips out)" if allow_skip else ""))
-        log.warning("skipping %s", message)
-    kept = [i for i in range(len(clips)) if i not in errors]
+    kept = usable_indices(len(clips), errors, data_cfg.on_bad_file, allow_skip)
     return [clips[i] for i in kept], [np.load(targets[i], mmap_mode="r" if mmap else None) for i in kept]
 
 

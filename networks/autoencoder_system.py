@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from datasets.audio import AudioError
+from datasets.audio import require_training_clips, usable_indices
 from datasets.feature_cache import cached_log_mels
 from datasets.frames import FrameBank, too_short
 from datasets.manifest import Clip, DatasetError
@@ -77,18 +77,11 @@ class AutoencoderSystem(System):
         kept, log_mels = cached_log_mels(clips, data_cfg, feature_cfg, self.ctx.expected_channels, allow_skip=training,
                                          desc="log-mel (train)" if training else "log-mel (test)", mmap=True)
         context = self.config_["autoencoder"]["frames"]
-        short = too_short(log_mels, context)
-        if short:
-            lengths = {i: len(log_mels[i]) for i in short}
-            message = "; ".join(f"{kept[i].path}: {lengths[i]} frames, shorter than the {context}-frame "
-                                f"context of autoencoder.frames" for i in short)
-            if not (training and data_cfg.on_bad_file == "skip"):
-                raise AudioError(message)
-            log.warning("skipping %s", message)
-            keep = [i for i in range(len(kept)) if i not in lengths]
-            kept, log_mels = [kept[i] for i in keep], [log_mels[i] for i in keep]
-        if not kept:
-            raise AudioError("every training clip was skipped as broken; nothing to train on")
+        short = {i: f"{kept[i].path}: {len(log_mels[i])} frames, shorter than the {context}-frame context of "
+                    f"autoencoder.frames" for i in too_short(log_mels, context)}
+        keep = usable_indices(len(kept), short, data_cfg.on_bad_file, allow_skip=training)
+        kept, log_mels = [kept[i] for i in keep], [log_mels[i] for i in keep]
+        require_training_clips(kept)
         bank = FrameBank(log_mels, context)  # empties log_mels
         if self.ctx.device.type != "cpu":
             bank.to(self.ctx.device)

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from datasets.audio import AudioError
+from datasets.audio import require_training_clips
 from datasets.balancing import balance_training_set, check_augmentations, classes_to_grow, encoder_inputs
 from datasets.class_labels import ClassIndex, class_label
 from datasets.clip_batches import clip_batches, length_counts, load_waves, log_length_summary
@@ -180,8 +180,7 @@ class BeatsSystem(System):
                 model, kept = build_classifier(cfg, encoder, 0, lora=False), clips
             self.model_ = model.to(self.ctx.device).eval()
             self.train_clips_, train_embeddings = self._embed(kept, training=True)
-            if not self.train_clips_:
-                raise AudioError("every training clip was skipped as broken; nothing to train on")
+            require_training_clips(self.train_clips_)
             if not trains_a_classifier(cfg):
                 self.classes_ = ClassIndex().fit(self.train_clips_).classes_
                 self._log_classes(self.train_clips_)
@@ -225,8 +224,7 @@ class BeatsSystem(System):
                 if label in small_labels:
                     small_waves[label].append(wave)
             kept += chunk
-        if not kept:
-            raise AudioError("every training clip was skipped as broken; nothing to train on")
+        require_training_clips(kept)
         log_length_summary(longer, shorter, n, data_cfg.sample_rate, "training clips")
         return kept, torch.cat(fbanks), torch.cat(masks), dict(small_waves)
 

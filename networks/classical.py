@@ -20,6 +20,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
+from datasets.audio import require_training_clips
 from datasets.feature_cache import cached_log_mels
 from datasets.manifest import Clip
 from networks.system import RunContext, System
@@ -56,8 +57,7 @@ class ClassicalSystem(System):
         cfg = self.ctx.cfg
         kept, log_mels = cached_log_mels(clips, cfg.data, cfg.feature, self.ctx.expected_channels, allow_skip=training,
                                          desc="log-mel (train)" if training else "log-mel (test)")
-        if not kept:
-            raise RuntimeError("every training clip was skipped as broken; nothing to train on")
+        require_training_clips(kept)
         return kept, np.stack([clip_statistics(x, cfg.classical.statistics) for x in log_mels])
 
     def fit(self, clips: list[Clip], workdir: Path) -> "ClassicalSystem":

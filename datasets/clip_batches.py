@@ -83,15 +83,31 @@ def load_waves(
     return [clips[i] for i in keep], [results[i] for i in keep]
 
 
-def length_counts(waves: list[np.ndarray], num_samples: int) -> tuple[int, int]:
-    """How many clips are longer (cropped) and shorter (padded) than `num_samples`."""
-    return sum(len(w) > num_samples for w in waves), sum(len(w) < num_samples for w in waves)
+def decoded_chunks(
+    clips: list[Clip],
+    data_cfg: DataConfig,
+    expected_channels: int | None,
+    num_samples: int,
+    chunk_size: int,
+    allow_skip: bool,
+    what: str = "clips",
+) -> Iterator[tuple[list[Clip], list[np.ndarray]]]:
+    """Stream clips decoded `chunk_size` at a time (bounded memory), then log in one INFO line how
+    many will be cropped or padded to `num_samples`.
 
-
-def log_length_summary(longer: int, shorter: int, num_samples: int, sample_rate: int, what: str) -> None:
-    """One INFO line saying how many clips were cropped or padded to the configured length."""
+    Yields:
+        each chunk's kept clips and their [samples] float32 waveforms (chunks left empty by
+        skipped clips are not yielded).
+    """
+    longer = shorter = 0
+    for start in range(0, len(clips), chunk_size):
+        kept, waves = load_waves(clips[start:start + chunk_size], data_cfg, expected_channels, allow_skip)
+        if kept:
+            longer += sum(len(w) > num_samples for w in waves)
+            shorter += sum(len(w) < num_samples for w in waves)
+            yield kept, waves
     if longer or shorter:
-        seconds = num_samples / sample_rate
+        seconds = num_samples / data_cfg.sample_rate
         log.info("%s: %d clip(s) longer than %.2f s keep their first %.2f s; %d shorter clip(s) are zero-padded "
                  "and the padding is masked (beats.clip_seconds)", what, longer, seconds, seconds, shorter)
 
@@ -105,16 +121,10 @@ def clip_batches(
     allow_skip: bool,
     what: str = "clips",
 ) -> Iterator[tuple[list[Clip], torch.Tensor, torch.Tensor]]:
-    """Stream clips as fixed-length batches, decoding one batch at a time (bounded memory).
+    """`decoded_chunks` as fixed-length batches.
 
     Yields:
         the batch's kept clips, wave [batch, num_samples] and padding mask [batch, num_samples].
     """
-    longer = shorter = 0
-    for start in range(0, len(clips), batch_size):
-        kept, waves = load_waves(clips[start:start + batch_size], data_cfg, expected_channels, allow_skip)
-        if kept:
-            more, fewer = length_counts(waves, num_samples)
-            longer, shorter = longer + more, shorter + fewer
-            yield (kept, *stack_waves(waves, num_samples))
-    log_length_summary(longer, shorter, num_samples, data_cfg.sample_rate, what)
+    for kept, waves in decoded_chunks(clips, data_cfg, expected_channels, num_samples, batch_size, allow_skip, what):
+        yield (kept, *stack_waves(waves, num_samples))

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from datasets.audio import require_training_clips
 from datasets.balancing import balance_training_set, check_augmentations, classes_to_grow, encoder_inputs
 from datasets.class_labels import ClassIndex, class_label
-from datasets.clip_batches import clip_batches, length_counts, load_waves, log_length_summary
+from datasets.clip_batches import clip_batches, decoded_chunks
 from datasets.manifest import Clip, DatasetError
 from networks.beats import BEATs, BEATsCheckpointError, check_state_dict, load_beats, save_beats
 from networks.beats_training import BeatsClassifier, Trainer, apply_lora, merge_lora, resolve_amp
@@ -207,25 +207,21 @@ class BeatsSystem(System):
         small_labels = classes_to_grow([class_label(c) for c in clips], cfg.smote_k)
         kept: list[Clip] = []
         fbanks, masks, small_waves = [], [], defaultdict(list)
-        longer = shorter = 0
-        for start in tqdm(range(0, len(clips), DECODE_CHUNK), desc="fbank (train)", unit="chunk", mininterval=1.0,
-                          disable=distributed_rank_and_size()[0] != 0):
-            chunk, waves = load_waves(clips[start:start + DECODE_CHUNK], data_cfg, self.ctx.expected_channels,
-                                      allow_skip=True)
-            if not chunk:
-                continue
-            more, fewer = length_counts(waves, n)
-            longer, shorter = longer + more, shorter + fewer
-            fbank, frame_mask = encoder_inputs(waves, n)
-            fbanks.append(fbank)
-            masks.append(frame_mask)
-            for clip, wave in zip(chunk, waves):
-                label = class_label(clip)
-                if label in small_labels:
-                    small_waves[label].append(wave)
-            kept += chunk
+        chunks = decoded_chunks(clips, data_cfg, self.ctx.expected_channels, n, DECODE_CHUNK, allow_skip=True,
+                                what="training clips")
+        with tqdm(total=len(clips), desc="fbank (train)", unit="clip", mininterval=1.0,
+                  disable=distributed_rank_and_size()[0] != 0) as bar:
+            for chunk, waves in chunks:
+                fbank, frame_mask = encoder_inputs(waves, n)
+                fbanks.append(fbank)
+                masks.append(frame_mask)
+                for clip, wave in zip(chunk, waves):
+                    label = class_label(clip)
+                    if label in small_labels:
+                        small_waves[label].append(wave)
+                kept += chunk
+                bar.update(len(chunk))
         require_training_clips(kept)
-        log_length_summary(longer, shorter, n, data_cfg.sample_rate, "training clips")
         return kept, torch.cat(fbanks), torch.cat(masks), dict(small_waves)
 
     # ---- embeddings and scores -------------------------------------------------------------

@@ -257,18 +257,21 @@ class AutoencoderSystem(System):
         if domains is not None:
             names = sorted(set(domains))
             moments = {d: ResidualMoments(dim) for d in names}
-            vector_domain = torch.tensor([names.index(d) for d in domains])[clip_ids]
+            vector_domain = torch.tensor([names.index(d) for d in domains])[clip_ids].to(device)
+        clip_ids_dev = clip_ids.to(device)
         for i in range(0, len(starts), EVAL_VECTORS):
             ids = clip_ids[i:i + EVAL_VECTORS]
             x = bank.gather(starts[i:i + EVAL_VECTORS])
             residual = x - model(x)
-            ids_dev = ids.to(device)
-            chunk = torch.zeros((bank.n_clips, dim), dtype=torch.float32, device=device).index_add_(0, ids_dev, residual)
-            sums += chunk.to("cpu", torch.float64)
+            # A batch covers a few consecutive clips (vectors come clip after clip): sum into those rows only.
+            first, last = int(ids[0]), int(ids[-1])
+            chunk = torch.zeros((last - first + 1, dim), dtype=torch.float32, device=device)
+            chunk.index_add_(0, clip_ids_dev[i:i + EVAL_VECTORS] - first, residual)
+            sums[first:last + 1] += chunk.to("cpu", torch.float64)
             per_vector = (residual ** 2).mean(1).to("cpu", torch.float64)
             squares.index_add_(0, ids, per_vector)
             if vector_domain is not None:
-                part = vector_domain[i:i + EVAL_VECTORS].to(device)
+                part = vector_domain[i:i + EVAL_VECTORS]
                 for k, name in enumerate(names):
                     moments[name].update(residual[part == k])
         counts = bank.vectors_per_clip.double()

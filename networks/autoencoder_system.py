@@ -18,7 +18,6 @@ Scorers (higher = more anomalous):
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
@@ -38,7 +37,7 @@ from networks.mahalanobis import ResidualMoments, SelectiveMahalanobis
 from networks.system import RunContext, System, load_model_state
 from tools.atomic import torch_save
 from tools.config import AutoencoderConfig, DataConfig, FeatureConfig, fingerprint
-from tools.runtime import distributed_rank_and_size, limit_threads
+from tools.runtime import autocast, distributed_rank_and_size, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +194,7 @@ class AutoencoderSystem(System):
             x = bank.gather(starts[order[i:i + batch]])
             if len(x) < 2:  # batch normalisation needs two vectors
                 continue
-            with _autocast(self.ctx.device, use_amp):
+            with autocast(self.ctx.device, torch.float16 if use_amp else None):
                 loss = F.mse_loss(model(x).float(), x)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -338,10 +337,3 @@ def split_clips(domains: list[str], fraction: float, seed: int) -> tuple[np.ndar
 def _domain(clip: Clip) -> str:
     """Clips without a domain (2020 data) belong to the source domain."""
     return clip.domain or "source"
-
-
-def _autocast(device: torch.device, enabled: bool):
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.float16)
-

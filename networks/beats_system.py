@@ -42,7 +42,7 @@ from networks.pooling import get_pooling
 from networks.system import ModelFileError, RunContext, System, load_model_state
 from tools.atomic import torch_save
 from tools.config import BeatsConfig, fingerprint
-from tools.runtime import distributed_rank_and_size, limit_threads
+from tools.runtime import autocast, distributed_rank_and_size, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class BeatsSystem(System):
         with tqdm(total=len(clips), desc="embeddings (train)" if training else "embeddings (test)", unit="clip",
                   disable=rank != 0, mininterval=1.0) as bar:
             for batch_clips, wave, mask in batches:
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                with autocast(device, amp_dtype):
                     embedding = model.embed_wave(wave.to(device), mask.to(device))
                 parts.append(embedding.float().cpu().numpy())
                 kept += batch_clips

@@ -38,7 +38,7 @@ from networks.beats import BEATs
 from networks.margin_heads import CosineHead
 from tools.atomic import torch_save, write_csv
 from tools.config import BeatsConfig
-from tools.runtime import distributed_rank_and_size
+from tools.runtime import autocast, distributed_rank_and_size
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class Trainer:
                 labels = data.labels[share].to(device, non_blocking=True)
                 sync = i == len(step) - 1 or world == 1
                 with (contextlib.nullcontext() if sync else network.no_sync()):
-                    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    with autocast(device, amp_dtype):
                         losses, logits = network(fbank, mask, labels)
                     # Sum over this share, scaled so DDP's gradient average equals the mean over
                     # every clip of the optimiser step, whatever the number of processes.

@@ -31,6 +31,7 @@ from networks.beats_system import build_classifier
 from networks.beats_training import BeatsClassifier, parameter_groups, resolve_amp
 from tools.benchmark import device_sync, peak_rss_mib, report
 from tools.config import BeatsConfig, load_config
+from tools.runtime import autocast
 
 MODES = ("frozen", "lora", "finetune")
 
@@ -60,7 +61,7 @@ def benchmark_mode(args: argparse.Namespace, mode: str, device: torch.device) ->
         torch.cuda.reset_peak_memory_stats(device)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast(device, amp_dtype):
             losses, _ = model(fbank, mask, labels)
         losses.float().mean().backward()
         optimizer.step()

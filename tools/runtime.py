@@ -82,3 +82,10 @@ def distributed_rank_and_size() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision in `dtype` on `device` for a block; plain float32 when `dtype` is None."""
+    import torch
+
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)

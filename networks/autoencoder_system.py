@@ -31,12 +31,12 @@ from tqdm import tqdm
 from datasets.audio import require_training_clips, usable_indices
 from datasets.feature_cache import cached_log_mels
 from datasets.frames import FrameBank, too_short
-from datasets.manifest import Clip, DatasetError
+from datasets.manifest import Clip
 from networks.autoencoder import DenseAutoencoder
 from networks.mahalanobis import ResidualMoments, SelectiveMahalanobis
-from networks.system import RunContext, System, load_model_state
+from networks.system import RunContext, System, load_model_state, resume_state, training_stamp
 from tools.atomic import torch_save
-from tools.config import AutoencoderConfig, DataConfig, FeatureConfig, fingerprint
+from tools.config import AutoencoderConfig, DataConfig, FeatureConfig
 from tools.runtime import autocast, distributed_rank_and_size, limit_threads
 
 log = logging.getLogger(__name__)
@@ -104,17 +104,8 @@ class AutoencoderSystem(System):
         """Everything that shapes the network's training trajectory. Not the number of epochs (a
         rerun with more epochs continues where the last one stopped), the thread count, or the
         Mahalanobis ridge (a changed ridge refits the covariances on the trained network)."""
-        cfg = self.config_
-        incidental = ("epochs", "threads", "covariance_ridge")
-        return fingerprint({
-            "format": FORMAT_VERSION,
-            "autoencoder": {k: v for k, v in cfg["autoencoder"].items() if k not in incidental},
-            "feature": cfg["feature"],
-            "sample_rate": cfg["data"]["sample_rate"],
-            "channel": cfg["data"]["channel"],
-            "seed": cfg["run"]["seed"],
-            "clips": [f"{c.machine}/{c.split}/{c.name}" for c in clips],
-        })
+        return training_stamp(self.config_, "autoencoder", ("epochs", "threads", "covariance_ridge"), clips,
+                              format=FORMAT_VERSION, feature=self.config_["feature"])
 
     def _train(self, bank: FrameBank, workdir: Path) -> None:
         cfg = self.ctx.cfg.autoencoder
@@ -146,7 +137,6 @@ class AutoencoderSystem(System):
             seconds = time.perf_counter() - began
             self.history_.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
             torch_save({
-                "format": FORMAT_VERSION,
                 "fingerprint": stamp,
                 "epoch": epoch,
                 "model": model.state_dict(),
@@ -158,25 +148,13 @@ class AutoencoderSystem(System):
 
     def _resume(self, checkpoint: Path, stamp: str, epochs: int, optimizer, scaler) -> int:
         """Load `checkpoint` if it belongs to this training run; return the epoch it ended."""
-        if not checkpoint.is_file():
-            return 0
-        try:
-            state = torch.load(checkpoint, map_location=self.ctx.device, weights_only=True)
-        except (RuntimeError, EOFError, OSError, ValueError) as e:
-            log.warning("checkpoint %s cannot be read (%s): training from the start", checkpoint, e)
-            return 0
-        if state.get("fingerprint") != stamp:
-            log.info("checkpoint %s is from another configuration or other clips: training from the start", checkpoint)
-            return 0
-        if state["epoch"] > epochs:
-            log.info("checkpoint %s is at epoch %d, beyond the %d asked for: training from the start",
-                     checkpoint, state["epoch"], epochs)
+        state = resume_state(checkpoint, stamp, epochs, self.ctx.device)
+        if state is None:
             return 0
         self.model_.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         self.history_ = list(state["history"])
-        log.info("resuming from checkpoint %s at epoch %d/%d", checkpoint, state["epoch"], epochs)
         return int(state["epoch"])
 
     def _epoch(self, bank: FrameBank, starts: torch.Tensor, epoch: int, optimizer, scaler, use_amp: bool,

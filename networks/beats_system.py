@@ -35,13 +35,13 @@ from datasets.class_labels import ClassIndex, class_label
 from datasets.clip_batches import clip_batches, decoded_chunks
 from datasets.manifest import Clip, DatasetError
 from networks.beats import BEATs, BEATsCheckpointError, check_state_dict, load_beats, save_beats
-from networks.beats_training import BeatsClassifier, Trainer, apply_lora, merge_lora, resolve_amp
+from networks.beats_training import CHECKPOINT_FORMAT, BeatsClassifier, Trainer, apply_lora, merge_lora, resolve_amp
 from networks.knn_scoring import SectionKnn
 from networks.margin_heads import HEADS, get_head
 from networks.pooling import get_pooling
-from networks.system import ModelFileError, RunContext, System, load_model_state
+from networks.system import ModelFileError, RunContext, System, load_model_state, training_stamp
 from tools.atomic import torch_save
-from tools.config import BeatsConfig, fingerprint
+from tools.config import BeatsConfig
 from tools.runtime import autocast, distributed_rank_and_size, limit_threads
 
 log = logging.getLogger(__name__)
@@ -141,15 +141,8 @@ class BeatsSystem(System):
         """Everything that shapes the training trajectory except the number of epochs, so a rerun
         after a crash, or with more epochs, continues from the last checkpoint; and a rerun with
         another k-NN setting reuses the trained network."""
-        cfg = self.config_
-        return fingerprint({
-            "format": FORMAT_VERSION,
-            "beats": {k: v for k, v in cfg["beats"].items() if k not in ("epochs", "threads", "knn_k")},
-            "sample_rate": cfg["data"]["sample_rate"],
-            "channel": cfg["data"]["channel"],
-            "seed": cfg["run"]["seed"],
-            "clips": [f"{c.machine}/{c.split}/{c.name}" for c in clips],
-        })
+        return training_stamp(self.config_, "beats", ("epochs", "threads", "knn_k"), clips, format=FORMAT_VERSION,
+                              checkpoint_format=CHECKPOINT_FORMAT)
 
     # ---- training --------------------------------------------------------------------------
 

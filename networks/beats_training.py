@@ -36,6 +36,7 @@ from tqdm import tqdm
 from datasets.balancing import TrainingSet
 from networks.beats import BEATs
 from networks.margin_heads import CosineHead
+from networks.system import resume_state
 from tools.atomic import torch_save, write_csv
 from tools.config import BeatsConfig
 from tools.runtime import autocast, distributed_rank_and_size
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 TRAINING_LOG_FILE = "training_log.csv"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 1  # part of the training stamp: a checkpoint of another layout never resumes
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 LOG_COLUMNS = ["epoch", "loss", "accuracy", "lr", "encoder_lr", "scale", "seconds", "clips"]
 
@@ -255,7 +256,6 @@ class Trainer:
             self.history.append(row)
             if self.rank == 0:
                 torch_save({
-                    "format": CHECKPOINT_FORMAT,
                     "fingerprint": self.fingerprint,
                     "epoch": epoch,
                     "model": model.state_dict(),
@@ -275,19 +275,8 @@ class Trainer:
 
     def _resume(self, checkpoint: Path, optimizer, scheduler, scaler) -> int:
         """Load `checkpoint` if it belongs to this training run; return the epoch it ended."""
-        if not checkpoint.is_file():
-            return 0
-        try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, OSError, ValueError) as e:
-            log.warning("checkpoint %s cannot be read (%s): training from the start", checkpoint, e)
-            return 0
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != self.fingerprint:
-            log.info("checkpoint %s is from another configuration or other clips: training from the start", checkpoint)
-            return 0
-        if state["epoch"] > self.cfg.epochs:
-            log.info("checkpoint %s is at epoch %d, beyond the %d asked for: training from the start",
-                     checkpoint, state["epoch"], self.cfg.epochs)
+        state = resume_state(checkpoint, self.fingerprint, self.cfg.epochs, "cpu")
+        if state is None:
             return 0
         self.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -297,7 +286,6 @@ class Trainer:
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.history = list(state["history"])
-        log.info("resuming from checkpoint %s after epoch %d/%d", checkpoint, state["epoch"], self.cfg.epochs)
         return int(state["epoch"])
 
     def _epoch(self, network: nn.Module, data: TrainingSet, epoch: int, optimizer, scheduler, scaler,

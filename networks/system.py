@@ -8,6 +8,7 @@ that were used and their scores per scorer, from which the decision thresholds a
 """
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,9 @@ import numpy as np
 import torch
 
 from datasets.manifest import Clip
-from tools.config import Config
+from tools.config import Config, fingerprint
+
+log = logging.getLogger(__name__)
 
 
 class ModelFileError(RuntimeError):
@@ -38,6 +41,45 @@ def load_model_state(path: Path, format_version: int, ctx: "RunContext") -> dict
     if state.get("format") != format_version:
         raise ModelFileError(f"{path} was written by another version of this system (format {state.get('format')}, "
                              f"expected {format_version}): retrain with {retrain}")
+    return state
+
+
+def training_stamp(config: dict, section: str, incidental: tuple[str, ...], clips: list[Clip], **extra) -> str:
+    """Fingerprint of everything that shapes a training trajectory, to tell whether a checkpoint
+    belongs to this run: the system's config `section` without its `incidental` keys (e.g. the
+    number of epochs, so a rerun with more epochs continues), the audio input, the seed, the
+    training clips, and `extra` (format versions, feature settings)."""
+    return fingerprint({
+        section: {k: v for k, v in config[section].items() if k not in incidental},
+        "sample_rate": config["data"]["sample_rate"],
+        "channel": config["data"]["channel"],
+        "seed": config["run"]["seed"],
+        "clips": [f"{c.machine}/{c.split}/{c.name}" for c in clips],
+        **extra,
+    })
+
+
+def resume_state(checkpoint: Path, stamp: str, epochs: int, map_location: torch.device | str) -> dict | None:
+    """The state in `checkpoint` if this training run (`stamp`, `epochs`) should continue from it.
+
+    None, with a log line saying why, when there is no file, it cannot be read, it comes from
+    another configuration or other clips, or it is past the `epochs` asked for.
+    """
+    if not checkpoint.is_file():
+        return None
+    try:
+        state = torch.load(checkpoint, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        log.warning("checkpoint %s cannot be read (%s): training from the start", checkpoint, e)
+        return None
+    if state.get("fingerprint") != stamp:
+        log.info("checkpoint %s is from another configuration or other clips: training from the start", checkpoint)
+        return None
+    if state["epoch"] > epochs:
+        log.info("checkpoint %s is at epoch %d, beyond the %d asked for: training from the start",
+                 checkpoint, state["epoch"], epochs)
+        return None
+    log.info("resuming from checkpoint %s at epoch %d/%d", checkpoint, state["epoch"], epochs)
     return state
 
 

@@ -162,7 +162,7 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_matches(eval_referenc
     done_epochs = len(_log(model))
     assert 1 <= done_epochs < int(SMALL_EPOCHS) and not (model / ".completed").exists()
     resumed = _ok(run_script(["./01_train.sh", *args]))
-    assert f"resuming from checkpoint {model / 'checkpoint.pt'} after epoch {done_epochs}/{SMALL_EPOCHS}" in resumed.stderr
+    assert f"resuming from checkpoint {model / 'checkpoint.pt'} at epoch {done_epochs}/{SMALL_EPOCHS}" in resumed.stderr
     names, scores = _train_scores(model)
     ref_names, ref_scores = _train_scores(eval_reference["model"])
     assert names == ref_names

@@ -294,7 +294,9 @@ class Trainer:
         cfg, device, rank, world = self.cfg, self.device, self.rank, self.world
         network.train()
         plan = epoch_plan(len(data), epoch, self.seed, cfg.batch_size, cfg.grad_accum, world)
-        totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, clips (this process)
+        # loss sum, correct, clips (this process), kept on the device: reading them back would make
+        # the CPU wait for the GPU after every micro-batch
+        totals = torch.zeros(3, dtype=torch.float64, device=device)
         bar = tqdm(plan, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", disable=rank != 0, leave=False, mininterval=1.0)
         for step in bar:
             clips_in_step = sum(len(mb) for mb in step)
@@ -310,8 +312,9 @@ class Trainer:
                     # Sum over this share, scaled so DDP's gradient average equals the mean over
                     # every clip of the optimiser step, whatever the number of processes.
                     scaler.scale(losses.float().sum() * world / clips_in_step).backward()
-                totals += torch.tensor([float(losses.detach().float().sum()),
-                                        float((logits.argmax(dim=1) == labels).sum()), len(share)], dtype=torch.float64)
+                totals[0] += losses.detach().float().sum().double()
+                totals[1] += (logits.argmax(dim=1) == labels).sum()
+                totals[2] += len(share)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
@@ -319,8 +322,7 @@ class Trainer:
             if rank == 0:
                 bar.set_postfix(loss=f"{totals[0] / max(totals[2], 1):.3f}", refresh=False)
         if world > 1:
-            totals = totals.to(device)
             dist.all_reduce(totals)
-            totals = totals.cpu()
+        totals = totals.cpu()
         clips = max(int(totals[2]), 1)
         return float(totals[0]) / clips, float(totals[1]) / clips, int(totals[2])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datasets.filenames import UnrecognisedFileName, parse_file_name
-from datasets.manifest import EVAL_LABELS_FILE, SPLIT_FOLDERS, read_eval_labels
+from datasets.manifest import EVAL_LABELS_FILE, read_eval_labels, split_dirs, wav_files
 from tools.atomic import write_csv
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,10 @@ def label_machine(machine_dir: Path, rows: list[tuple[str, str]], force: bool = 
     """
     machine_dir = Path(machine_dir)
     test_dir = machine_dir / "test"
-    folders = [machine_dir / f for f in SPLIT_FOLDERS["test"] if (machine_dir / f).is_dir()]
+    folders = split_dirs(machine_dir, "test")
     if not folders:
         raise LabelListError(f"{test_dir} does not exist: download the evaluation test data first (./00_download.sh -e)")
-    clip_paths = {p.name: p for folder in folders for p in folder.iterdir() if p.suffix.lower() == ".wav"}
+    clip_paths = {p.name: p for p in wav_files(folders)}
     on_disk = set(clip_paths)
     listed = {anonymous for anonymous, _ in rows}
     missing, unlisted = sorted(listed - on_disk), sorted(on_disk - listed)
@@ -167,7 +167,7 @@ def label_dataset(raw_dir: Path, lists: dict[str, list[tuple[str, str]]], machin
     results = []
     for machine in wanted:
         machine_dir = raw_dir / machine
-        if not any((machine_dir / f).is_dir() for f in SPLIT_FOLDERS["test"]):
+        if not split_dirs(machine_dir, "test"):
             log.info("%s: no evaluation test clips in %s; nothing to label", machine, machine_dir)
             continue
         if machine not in lists:

@@ -105,9 +105,9 @@ def find_raw_dir(root: str | Path, year: int, mode: str) -> Path:
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    if root.is_dir() and any(_split_dirs(d, "train") or _split_dirs(d, "test") for d in root.iterdir() if d.is_dir()):
+    if root.is_dir() and any(split_dirs(d, "train") or split_dirs(d, "test") for d in root.iterdir() if d.is_dir()):
         return root
-    flag = "-d" if mode == "dev" else "-e"
+    flag = mode_flag(mode)
     raise DatasetError(
         f"no {mode} data found under {root}: expected {candidates[0]}/<machine>/train (run "
         f"./00_download.sh {flag} --year {year}{' -a' if mode == 'eval' else ''} first), "
@@ -117,7 +117,7 @@ def find_raw_dir(root: str | Path, year: int, mode: str) -> Path:
 
 def discover_machines(raw_dir: Path) -> list[str]:
     """Machine types present under `raw_dir`: every folder with a train or test folder, sorted."""
-    machines = sorted(d.name for d in raw_dir.iterdir() if d.is_dir() and (_split_dirs(d, "train") or _split_dirs(d, "test")))
+    machines = sorted(d.name for d in raw_dir.iterdir() if d.is_dir() and (split_dirs(d, "train") or split_dirs(d, "test")))
     if not machines:
         raise DatasetError(f"{raw_dir} holds no machine folders (<machine>/train/*.wav)")
     return machines
@@ -146,10 +146,10 @@ def machine_clips(raw_dir: Path, machine: str, split: str) -> list[Clip]:
             scheme, or a name's split contradicts its folder.
     """
     machine_dir = raw_dir / machine
-    folders = _split_dirs(machine_dir, split)
+    folders = split_dirs(machine_dir, split)
     if not folders:
         raise DatasetError(f"{machine_dir} has no {split} folder ({'/'.join(SPLIT_FOLDERS[split])})")
-    paths = [p for folder in folders for p in folder.iterdir() if p.suffix.lower() == ".wav"]
+    paths = wav_files(folders)
     if not paths:
         raise DatasetError(f"no {split} clips (*.wav) in {', '.join(map(str, folders))}")
     attributes = read_attribute_tables(machine_dir)
@@ -187,8 +187,19 @@ def read_eval_labels(machine_dir: Path) -> dict[str, str]:
         return {row[0]: row[1] for row in csv.reader(f) if len(row) >= 2}
 
 
-def _split_dirs(machine_dir: Path, split: str) -> list[Path]:
+def split_dirs(machine_dir: Path, split: str) -> list[Path]:
+    """The folders of `split` (train | test) that exist under `machine_dir` (2021: `source_test/`, `target_test/`)."""
     return [machine_dir / name for name in SPLIT_FOLDERS[split] if (machine_dir / name).is_dir()]
+
+
+def wav_files(folders: list[Path]) -> list[Path]:
+    """The WAV files (`.wav` in any letter case) directly in `folders`, unsorted."""
+    return [p for folder in folders for p in folder.iterdir() if p.suffix.lower() == ".wav"]
+
+
+def mode_flag(mode: str) -> str:
+    """The entry points' flag of a mode: `-d` (dev) or `-e` (eval), for messages naming a command."""
+    return "-d" if mode == "dev" else "-e"
 
 
 def _clip(path: Path, machine: str, split: str, attributes: dict, eval_labels: dict[str, str]) -> Clip:

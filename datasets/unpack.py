@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from datasets.catalog import ARCHIVE_SPLITS
 from datasets.filenames import UnrecognisedFileName, parse_file_name
-from datasets.manifest import SPLIT_FOLDERS
+from datasets.manifest import SPLIT_FOLDERS, split_dirs, wav_files
 from tools.atomic import write_csv, write_text
 
 log = logging.getLogger(__name__)
@@ -146,13 +146,13 @@ def _machine_root(work: Path, zip_path: Path) -> Path:
 def _check(root: Path, zip_path: Path, kind: str, expected: dict[str, int], sections: tuple[str, ...] | None) -> dict[str, int]:
     """Split -> WAV count, after checking that the zip brings what `kind` needs and nothing it would clobber."""
     wanted = ARCHIVE_SPLITS[kind]
-    foreign = [s for s in ("train", "test") if s not in wanted and any((root / f).is_dir() for f in SPLIT_FOLDERS[s])]
+    foreign = [s for s in ("train", "test") if s not in wanted and split_dirs(root, s)]
     if foreign:
         raise UnpackError(f"{zip_path.name} is a {kind} zip but holds {foreign[0]} clips; it would overwrite another archive's data. Check the URL")
     clips = {}
     for split in wanted:
-        folders = [root / f for f in SPLIT_FOLDERS[split] if (root / f).is_dir()]
-        names = [p.name for folder in folders for p in folder.iterdir() if p.suffix.lower() == ".wav"]
+        folders = split_dirs(root, split)
+        names = [p.name for p in wav_files(folders)]
         need = max(expected.get(split, 1), 1)
         if len(names) < need:
             where = "/".join(f.name for f in folders) or SPLIT_FOLDERS[split][0]

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from datasets.manifest import Clip
+from datasets.manifest import Clip, mode_flag
 from tools.config import Config, fingerprint
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def load_model_state(path: Path, format_version: int, ctx: "RunContext") -> dict
         ModelFileError: the file is missing, or its format is not `format_version`; the message
             names the training command that rebuilds it.
     """
-    retrain = f"./01_train.sh {'-d' if ctx.cfg.run.mode == 'dev' else '-e'} --system {ctx.cfg.run.system} --force"
+    retrain = f"./01_train.sh {mode_flag(ctx.cfg.run.mode)} --system {ctx.cfg.run.system} --force"
     if not path.is_file():
         raise ModelFileError(f"no model file {path}: run {retrain}")
     state = torch.load(path, map_location="cpu", weights_only=True)

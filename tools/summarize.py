@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from datasets.catalog import year_info
+from datasets.manifest import mode_flag
 from tools.atomic import write_csv, write_text
 from tools.evaluate import evaluate_sections, load_truth, read_sections
 from tools.metrics import SectionMetrics
@@ -40,7 +41,7 @@ def result_folders(result_root: Path, mode: str, systems: list[str]) -> list[Pat
                                   f"{', '.join(d.name for d in found) or 'none'}")
         found = [base / s for s in systems]
     if not found:
-        flag = "-d" if mode == "dev" else "-e"
+        flag = mode_flag(mode)
         raise SubmissionError(f"no results under {base}: run ./01_train.sh {flag} and ./02_test.sh {flag} first")
     return found
 

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from datasets.audio import AudioError
-from datasets.manifest import Clip, DatasetError, open_dataset
+from datasets.manifest import Clip, DatasetError, mode_flag, open_dataset
 from networks.registry import get_system, resolve_scorer
 from networks.system import ModelFileError, RunContext
 from tools.cli import config_from_args, run_parser
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e).strip('"'))
     out = result_dir(cfg, scorer)
     setup_logging(out / "test.log")
-    flag = "-d" if cfg.run.mode == "dev" else "-e"
+    flag = mode_flag(cfg.run.mode)
     try:
         dataset = open_dataset(cfg.data.root, cfg.data.year, cfg.run.mode, cfg.data.machines)
     except DatasetError as e:

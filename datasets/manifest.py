@@ -8,6 +8,7 @@ Writes nothing.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,17 +50,9 @@ class Clip:
 
     def with_labels_of(self, fields: NameFields) -> "Clip":
         """This clip carrying the domain, label and attributes of its labelled name."""
-        return Clip(
-            path=self.path,
-            machine=self.machine,
-            section=self.section,
-            domain=fields.domain,
-            split=self.split,
-            label=fields.label,
-            index=self.index,
-            attributes=self.attributes or fields.attributes,
-            attribute_string=fields.attribute_string,
-        )
+        return dataclasses.replace(self, domain=fields.domain, label=fields.label,
+                                   attributes=self.attributes or fields.attributes,
+                                   attribute_string=fields.attribute_string)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from tqdm import tqdm
 from datasets.audio import AudioError, read_clip, usable_indices
 from datasets.features import EXTRACTOR_VERSION, log_mel_spectrogram
 from datasets.manifest import Clip
-from tools.atomic import atomic_path
-from tools.config import DataConfig, FeatureConfig, fingerprint
+from core.atomic import atomic_path
+from core.config import DataConfig, FeatureConfig, fingerprint
 
 
 def feature_key(data_cfg: DataConfig, feature_cfg: FeatureConfig) -> str:

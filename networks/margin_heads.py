@@ -26,7 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tools.runtime import distributed_rank_and_size
+from core.runtime import distributed_rank_and_size
 
 MIN_SCALE = 1.0  # ln(C - 1) is 0 for two classes; the scale must stay positive
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from datasets.manifest import Clip, mode_flag
-from tools.config import Config, fingerprint
+from core.config import Config, fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The Zenodo-like HTTP server and DCASE-layout zips, used by the data tests and the download command's.
+pytest_plugins = ["tests.zenodo_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 

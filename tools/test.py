@@ -23,29 +23,29 @@ from datasets.audio import AudioError
 from datasets.manifest import Clip, DatasetError, mode_flag, open_dataset
 from networks.registry import get_system, resolve_scorer
 from networks.system import ModelFileError, RunContext
-from tools.cli import config_from_args, run_parser
-from tools.atomic import write_csv
-from tools.config import ConfigError, save_config
-from tools.decision import decide, gamma_threshold
-from tools.evaluate import GROUND_TRUTH_DIR, evaluate_folder
-from tools.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, result_dir
-from tools.metrics import official_score, ranking_for_year
-from tools.result_tables import result_rows
-from tools.runtime import pick_device, seed_everything, setup_logging
-from tools.submission import SectionTruth, SubmissionError, write_ground_truth, write_section_files
+from core.cli import RUN_OPTIONS, command_parser, parse_command_line
+from core.atomic import write_csv
+from core.config import ConfigError, save_config
+from reporting.decision import decide, gamma_threshold
+from reporting.evaluation import GROUND_TRUTH_DIR, evaluate_folder
+from core.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, result_dir
+from reporting.metrics import official_score, ranking_for_year
+from reporting.result_tables import result_rows
+from core.runtime import pick_device, seed_everything, setup_logging
+from reporting.submission import SectionTruth, SubmissionError, write_ground_truth, write_section_files
 
 log = logging.getLogger("test")
 RESULT_FILE = "result.csv"
 
 
 def get_parser():
-    return run_parser("02_test.sh", "Score test clips with a trained system and write the official submission files.")
+    return command_parser("02_test.sh", "Score test clips with a trained system and write the official submission files.", RUN_OPTIONS, mode_required=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = get_parser()
     try:
-        cfg = config_from_args(parser, argv)
+        _, cfg = parse_command_line(parser, argv)
         system_cls = get_system(cfg.run.system)
         scorer = resolve_scorer(system_cls, cfg.score.method)
     except (ConfigError, KeyError) as e:

@@ -22,23 +22,23 @@ from datasets.audio import AudioError
 from datasets.manifest import DatasetError, open_dataset
 from networks.registry import get_system
 from networks.system import RunContext
-from tools.cli import config_from_args, run_parser
-from tools.atomic import write_csv
-from tools.config import ConfigError, save_config
-from tools.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, training_fingerprint
-from tools.runtime import pick_device, seed_everything, setup_logging
+from core.cli import RUN_OPTIONS, command_parser, parse_command_line
+from core.atomic import write_csv
+from core.config import ConfigError, save_config
+from core.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, training_fingerprint
+from core.runtime import pick_device, seed_everything, setup_logging
 
 log = logging.getLogger("train")
 
 
 def get_parser():
-    return run_parser("01_train.sh", "Train an anomalous sound detection system on normal training clips.")
+    return command_parser("01_train.sh", "Train an anomalous sound detection system on normal training clips.", RUN_OPTIONS, mode_required=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = get_parser()
     try:
-        cfg = config_from_args(parser, argv)
+        _, cfg = parse_command_line(parser, argv)
         system_cls = get_system(cfg.run.system)
     except (ConfigError, KeyError) as e:
         parser.error(str(e).strip('"'))

@@ -13,9 +13,9 @@ from networks.beats.checkpoint import (
     load_beats,
     save_beats,
 )
-from networks.beats.config import PRESETS, BEATsConfig, get_preset
+from networks.beats.architecture import PRESETS, BEATsArchitecture, get_preset
 from networks.beats.encoder import BEATs
-from networks.beats.preprocess import (
+from datasets.fbank import (
     fbank_features,
     log_mel_fbank,
     padding_mask_from_lengths,
@@ -25,7 +25,7 @@ from networks.beats.preprocess import (
 __all__ = [
     "BEATs",
     "BEATsCheckpointError",
-    "BEATsConfig",
+    "BEATsArchitecture",
     "CHECKPOINT_CONFIG_KEY",
     "OFFICIAL_CHECKPOINTS",
     "PRESETS",

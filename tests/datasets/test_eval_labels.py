@@ -8,7 +8,7 @@ import pytest
 from datasets.catalog import year_info
 from datasets.eval_labels import LabelListError, label_machine, parse_label_list, read_label_list
 from datasets.manifest import EVAL_LABELS_FILE, machine_clips, read_eval_labels
-from tests.datasets.conftest import clip_names, eval_labels_for, label_list_text, tiny_wav
+from tests.zenodo_fixtures import clip_names, eval_labels_for, label_list_text, tiny_wav
 from tools import label_eval
 
 SMALL_LIST = (

@@ -13,7 +13,7 @@ from datasets.audio import AudioError, read_clip
 from datasets.feature_cache import cached_log_mels, feature_key
 from datasets.features import log_mel_spectrogram
 from datasets.manifest import machine_clips
-from tools.config import load_config
+from core.config import load_config
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from networks.system import ModelFileError, RunContext, load_model_state
-from tools.atomic import torch_save
-from tools.config import load_config
+from core.atomic import torch_save
+from core.config import load_config
 
 
 def test_model_state_round_trip_and_errors(tmp_path):

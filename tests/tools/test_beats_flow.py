@@ -22,7 +22,7 @@ EVAL_MACHINES = ["SynthBlower", "SynthConveyor"]
 # The tiny preset (2 layers, width 64) from random weights: the demo's CPU configuration.
 # One thread: the test machine is shared, and a second thread loses several-fold under load.
 TINY = ["--system", "beats", "--beats.checkpoint", "none", "--beats.preset", "tiny", "--beats.clip_seconds", "2.0",
-        "--beats.mode", "finetune", "--beats.encoder_lr", "1.0e-3", "--beats.smote_per_class", "0",
+        "--beats.tuning", "finetune", "--beats.encoder_lr", "1.0e-3", "--beats.smote_per_class", "0",
         "--beats.threads", "1", "--data.workers", "1"]
 QUALITY_EPOCHS = "6"
 SMALL_EPOCHS = "3"  # the DDP and resume comparisons only need a few steps

@@ -9,9 +9,9 @@ import pytest
 
 from datasets.demo_corpus import DEV_MACHINES, EVAL_MACHINES
 from tests.conftest import run_script
-from tools.evaluate import evaluate_folder, load_truth
-from tools.metrics import hmean, ranked_values
-from tools.result_tables import BASELINE_COLUMNS
+from reporting.evaluation import evaluate_folder, load_truth
+from reporting.metrics import hmean, ranked_values
+from reporting.result_tables import BASELINE_COLUMNS
 
 MACHINES = sorted(m.name for m in DEV_MACHINES)
 

@@ -1,6 +1,6 @@
 """Measure the autoencoder baseline end to end on one DCASE-sized machine type.
 
-    python -m benchmarks.common autoencoder --workdir exp/benchmark_ae --epochs 10
+    python -m benchmarks.autoencoder --workdir exp/benchmark_ae --epochs 10
 
 Reads (or first writes) a synthetic corpus of one machine type under `<workdir>/corpus`
 (`--train-clips` normal training clips, 1% of them target domain, and `--test-clips` test clips
@@ -39,13 +39,14 @@ from pathlib import Path
 import psutil
 import torch
 
+from core.runtime import setup_logging
 from benchmarks.common import peak_rss_mib, report
 
 log = logging.getLogger("benchmark")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.common autoencoder", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.autoencoder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("exp/benchmark_ae"), help="corpus and runs (default: exp/benchmark_ae)")
     parser.add_argument("--corpus", type=Path, help="an existing corpus (data root) instead of the generated one")
     parser.add_argument("--machine", default="SynthFan", help="synthetic machine type to generate and use (default: SynthFan)")
@@ -62,10 +63,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(level="INFO")
     corpus = args.corpus or ensure_corpus(args.workdir / "corpus", args.machine, args.train_clips, args.test_clips, args.seconds)
     run = args.workdir / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     common = ["-d", "--system", "autoencoder", "--data-root", str(corpus), "--device", args.device,
+              "--autoencoder.epochs", str(args.epochs),
               "--run.model_dir", str(run / "models"), "--run.result_dir", str(run / "results"),
               "--data.cache_dir", str(run / "cache")]
     if args.corpus is None:
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                                              ("matmul_gflops", matmul_gflops(), "GFLOP/s")]
     sampler = TreeMemorySampler().start()
     try:
-        figures += measure(common, args.epochs, run)
+        figures += measure(common, run)
     finally:
         sampler.stop()
     figures += [("peak_pss_tree", sampler.peak_pss / 2**20, "MiB"),
@@ -93,17 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(common: list[str], epochs: int, run: Path) -> list[tuple[str, float, str]]:
+def measure(common: list[str], run: Path) -> list[tuple[str, float, str]]:
     """Train and test through the real drivers; return the figures."""
     from datasets.feature_cache import cached_log_mels
     from datasets.manifest import open_dataset
     from networks.autoencoder.system import MODEL_FILE
     from tools import test as test_driver
     from tools import train as train_driver
-    from core.cli import config_from_args
+    from core.cli import parse_command_line
     from core.layout import model_root
 
-    cfg = config_from_args(train_driver.get_parser(), common + ["--autoencoder.epochs", str(epochs)])
+    _, cfg = parse_command_line(train_driver.get_parser(), common)
     dataset = open_dataset(cfg.data.root, cfg.data.year, cfg.run.mode, cfg.data.machines)
     train_clips = [c for m in dataset.machines for c in dataset.clips(m, "train")]
     test_clips = [c for m in dataset.machines for c in dataset.clips(m, "test")]
@@ -115,7 +117,7 @@ def measure(common: list[str], epochs: int, run: Path) -> list[tuple[str, float,
     train_features = time.perf_counter() - began
     figures.append(("feature_extraction_train", len(train_clips) / train_features, "clips/s"))
     began = time.perf_counter()
-    if train_driver.main(common + ["--autoencoder.epochs", str(epochs)]) != 0:
+    if train_driver.main(common) != 0:
         raise RuntimeError("training failed; see the log above")
     figures.append(("train_total", train_features + time.perf_counter() - began, "s"))
     seconds = []

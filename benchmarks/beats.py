@@ -16,7 +16,6 @@ rates (time waiting for a core excluded) and the load average before and after c
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import statistics
 import time
@@ -26,6 +25,8 @@ import torch
 
 from networks.beats import BEATs, BEATsArchitecture, build_beats, get_preset
 from datasets.fbank import num_frames
+from core.runtime import setup_logging
+from datasets.fbank import SAMPLE_RATE  # BEATs' own input rate
 from benchmarks.common import device_sync, peak_rss_mib, report
 
 MATMUL_SIZE = 4096
@@ -99,7 +100,7 @@ def benchmark_device(
     """
     sync = device_sync(device)
     generator = torch.Generator(device=device).manual_seed(0)
-    samples = int(args.seconds * 16000)
+    samples = int(args.seconds * SAMPLE_RATE)
     wave = 0.1 * torch.randn(args.batch, samples, device=device, generator=generator)
     model = model.to(device).eval()
     autocast = dict(device_type=device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None)
@@ -178,14 +179,14 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(level="WARNING")
     if args.batch < 1 or args.iters < 1 or args.threads < 1:
         raise SystemExit("--batch, --iters and --threads must be positive")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     cfg = get_preset(args.preset)
-    flops = encoder_flops(cfg, int(args.seconds * 16000))
+    flops = encoder_flops(cfg, int(args.seconds * SAMPLE_RATE))
     report("load_average_1min_before", os.getloadavg()[0], "runnable")
     report("threads", args.threads, "threads")
     report("batch", args.batch, "clips")

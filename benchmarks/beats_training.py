@@ -15,7 +15,6 @@ after, and the best of the timed steps is the headline figure.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import statistics
 import subprocess
@@ -29,6 +28,8 @@ from networks.beats import build_beats, get_preset
 from datasets.fbank import num_frames
 from networks.beats.system import build_classifier
 from networks.beats.training import BeatsClassifier, parameter_groups, resolve_amp
+from core.runtime import setup_logging
+from datasets.fbank import SAMPLE_RATE  # BEATs' own input rate
 from benchmarks.common import device_sync, peak_rss_mib, report
 from core.config import BeatsConfig, load_config
 from core.runtime import autocast
@@ -51,7 +52,7 @@ def benchmark_mode(args: argparse.Namespace, mode: str, device: torch.device) ->
     model = model.to(device).train()
     optimizer = torch.optim.AdamW(parameter_groups(model, cfg))
     amp_dtype = resolve_amp("auto", device)
-    frames = num_frames(int(args.seconds * 16000))
+    frames = num_frames(int(args.seconds * SAMPLE_RATE))
     generator = torch.Generator(device=device).manual_seed(0)
     fbank = torch.randn(args.batch, frames, 128, device=device, generator=generator)
     mask = torch.zeros(args.batch, frames, dtype=torch.bool, device=device)
@@ -103,7 +104,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(level="WARNING")
     modes = [m for m in args.modes.split(",") if m]
     unknown = [m for m in modes if m not in MODES]
     if unknown or args.batch < 1 or args.iters < 1 or args.threads < 1:

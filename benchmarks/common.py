@@ -1,21 +1,13 @@
-"""Benchmarks of the systems: `python -m benchmarks.common NAME [options]`, NAME one of BENCHMARKS.
+"""What the benchmarks share to measure and print; each benchmark is a module of this package with its
+own invocation (`python -m benchmarks.autoencoder`, `benchmarks.beats`, `benchmarks.beats_training`).
 
-Each benchmark is its own module with `main(argv)` and prints `name value unit` lines; this
-module picks one, so running one never imports the other's dependencies, and holds the few
-helpers they share to measure and print (it imports nothing heavy itself).
+Every benchmark prints `name value unit` lines on stdout and logs through `core.runtime.setup_logging`.
+Nothing heavy is imported here.
 """
 from __future__ import annotations
 
-import importlib
 import resource
-import sys
 from typing import Callable
-
-BENCHMARKS = {
-    "autoencoder": "benchmarks.autoencoder",
-    "beats": "benchmarks.beats",
-    "beats_training": "benchmarks.beats_training",
-}
 
 
 def report(name: str, value: float, unit: str) -> None:
@@ -30,23 +22,6 @@ def peak_rss_mib() -> float:
 
 def device_sync(device) -> Callable[[], None]:
     """What waits for `device` (a torch.device) to finish queued work: timings must include it."""
-    import torch  # here: choosing a benchmark must not load torch
+    import torch  # here: a benchmark that does not use torch must not load it
 
     return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHMARKS:
-        names = ", ".join(BENCHMARKS)
-        print(f"usage: python -m benchmarks.common {{{names}}} [options]  (NAME -h for the options)", file=sys.stderr)
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"unknown benchmark {argv[0]!r}; valid: {names}", file=sys.stderr)
-            return 2
-        return 0 if argv else 2
-    status = importlib.import_module(BENCHMARKS[argv[0]]).main(argv[1:])
-    return int(status or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,3 +45,17 @@ def write_csv(path: Path, rows: list[list]) -> None:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     write_text(path, buffer.getvalue())
+
+
+def replace_folder(new: Path, old: Path) -> None:
+    """Put the complete folder `new` in the place of `old` (which may not exist).
+
+    Two renames with a moment between them in which `old` is absent, never a mix of both: `old`
+    is first moved aside, then `new` renamed into place, then the old one removed.
+    """
+    new, old = Path(new), Path(old)
+    aside = old.with_name(f".{old.name}.{os.getpid()}.old")
+    if old.exists():
+        old.replace(aside)
+    new.replace(old)
+    shutil.rmtree(aside, ignore_errors=True)

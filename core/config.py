@@ -155,7 +155,7 @@ class AutoencoderConfig:
 class BeatsConfig:
     checkpoint: str | None  # official BEATs checkpoint file; none (or null): random weights from `preset`
     preset: Literal["full", "tiny"]  # architecture used when checkpoint is none
-    clip_seconds: PositiveFloat  # every clip is cropped or zero-padded (with a padding mask) to this length
+    clip_seconds: Annotated[float, Range(0.1, open_low=True)]  # every clip is cropped or zero-padded (with a padding mask) to this length
     tuning: Literal["lora", "finetune", "frozen"]  # what of the encoder trains: LoRA adapters, all of it, nothing
     pooling: Literal["attentive", "mean"]  # token sequence -> one vector
     attention_dim: PositiveInt  # hidden width of the attentive statistics pooling

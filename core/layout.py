@@ -2,6 +2,7 @@
 
 models/<dev|eval>_data/<system>/<machine or "all">/   one trained model (+ config.yaml, train_scores.csv)
 results/<dev|eval>_data/<system>_<scorer>/            submission CSVs, ground_truth/, result.csv, config.yaml
+results/<dev|eval>_data/<system>_<scorer>.incomplete/ a test run in progress, or one that failed
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from core.config import Config, fingerprint
 DATASET_GROUP = "all"  # model folder name of systems that train one model for all machine types
 COMPLETE_MARKER = ".completed"
 TRAIN_SCORES_FILE = "train_scores.csv"
+INCOMPLETE_SUFFIX = ".incomplete"  # a results folder being written, or left by a run that failed
 
 
 def model_root(cfg: Config) -> Path:

@@ -219,3 +219,19 @@ def eval_labels_for(names: list[str]) -> list[tuple[str, str]]:
         section = anonymous.split("_")[1]
         rows.append((anonymous, f"section_{section}_{domain}_test_{label}_{i:04d}_a_1.wav"))
     return rows
+
+
+@pytest.fixture
+def eval_corpus(tmp_path):
+    """`<tmp>/eval_data/raw/<machine>/test/section_00_NNNN.wav` (anonymous, distinct bytes per clip) for
+    two machine types, and their label list `<tmp>/eval_data_list_demo.csv` in the official format."""
+    lists = {}
+    for machine in ("SynthBlower", "SynthConveyor"):
+        names = clip_names("eval_test", test=12)["test"]
+        test_dir = tmp_path / "eval_data" / "raw" / machine / "test"
+        test_dir.mkdir(parents=True)
+        for i, name in enumerate(names):
+            (test_dir / name).write_bytes(tiny_wav() + i.to_bytes(2, "little"))
+        lists[machine] = eval_labels_for(names)[::-1]  # list order is not name order
+    (tmp_path / "eval_data_list_demo.csv").write_text(label_list_text(lists), newline="")
+    return tmp_path

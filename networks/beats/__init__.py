@@ -15,12 +15,6 @@ from networks.beats.checkpoint import (
 )
 from networks.beats.architecture import PRESETS, BEATsArchitecture, get_preset
 from networks.beats.encoder import BEATs
-from datasets.fbank import (
-    fbank_features,
-    log_mel_fbank,
-    padding_mask_from_lengths,
-    reduce_padding_mask,
-)
 
 __all__ = [
     "BEATs",
@@ -31,11 +25,7 @@ __all__ = [
     "PRESETS",
     "build_beats",
     "check_state_dict",
-    "fbank_features",
     "get_preset",
     "load_beats",
-    "log_mel_fbank",
-    "padding_mask_from_lengths",
-    "reduce_padding_mask",
     "save_beats",
 ]

@@ -30,47 +30,32 @@ from torch import nn
 from tqdm import tqdm
 
 from datasets.audio import require_training_clips
-from networks.beats.balancing import balance_training_set, check_augmentations, classes_to_grow, encoder_inputs
+from networks.beats.balancing import balance_training_set, classes_to_grow, encoder_inputs
 from datasets.class_labels import ClassIndex, class_label
 from datasets.clip_batches import clip_batches, decoded_chunks
 from datasets.manifest import Clip, DatasetError
 from networks.beats import BEATs, BEATsCheckpointError, check_state_dict, load_beats, save_beats
 from networks.beats.training import CHECKPOINT_FORMAT, BeatsClassifier, Trainer, apply_lora, merge_lora, resolve_amp
 from networks.knn_scoring import SectionKnn
-from networks.margin_heads import HEADS, get_head
+from networks.margin_heads import get_head
 from networks.pooling import get_pooling
-from networks.system import ModelFileError, RunContext, System, load_model_state, training_stamp
+from networks.system import AudioInput, ModelFileError, Runtime, System, load_model_state
+from networks.training import training_stamp
 from core.atomic import torch_save
-from core.config import BeatsConfig
+from core.config import BeatsConfig, FeatureConfig
 from core.runtime import autocast, distributed_rank_and_size, limit_threads
 
 log = logging.getLogger(__name__)
 
 ENCODER_FILE = "encoder.pt"
 MODEL_FILE = "beats_system.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: parameters stored with the model
 DECODE_CHUNK = 256  # training clips decoded at a time while their fbank is built
-MODES = ("finetune", "lora", "frozen")
 
 
 def trains_a_classifier(cfg: BeatsConfig) -> bool:
     """Whether this configuration trains anything (frozen + mean pooling does not)."""
     return not (cfg.tuning == "frozen" and cfg.pooling == "mean")
-
-
-def check_config(cfg: BeatsConfig) -> None:
-    """Fail fast on invalid choices, naming the valid ones."""
-    if cfg.tuning not in MODES:
-        raise KeyError(f"unknown beats.tuning {cfg.tuning!r}; valid: {', '.join(MODES)}")
-    get_pooling(cfg.pooling, 8, 8)
-    if cfg.head not in HEADS:
-        raise KeyError(f"unknown beats.head {cfg.head!r}; valid: {', '.join(HEADS)}")
-    check_augmentations(cfg.augment)
-    for key in ("epochs", "batch_size", "grad_accum", "knn_k"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"beats.{key} must be at least 1, got {getattr(cfg, key)}")
-    if cfg.clip_seconds <= 0.1:
-        raise ValueError(f"beats.clip_seconds must be longer than 0.1 s, got {cfg.clip_seconds}")
 
 
 def _load_checked(module: nn.Module, state: dict, what: str, path: Path) -> None:
@@ -99,28 +84,25 @@ def build_classifier(cfg: BeatsConfig, encoder: BEATs, n_classes: int, lora: boo
 
 
 class BeatsSystem(System):
+    section = "beats"
     scope = "dataset"
     scorers = ("knn",)
+    test_time_keys = ("threads",)
 
-    def __init__(self, ctx: RunContext) -> None:
-        super().__init__(ctx)
-        self.config_: dict = ctx.cfg.to_dict()  # the configuration the model is (or will be) trained with
+    def __init__(self, settings: BeatsConfig, feature: FeatureConfig, audio: AudioInput, seed: int) -> None:
+        super().__init__(settings, feature, audio, seed)
         self.classes_: list[str] = []
         self.model_: BeatsClassifier | None = None
         self.knn_: SectionKnn | None = None
         self.history_: list[dict] = []
 
-    @property
-    def beats_cfg(self) -> BeatsConfig:
-        return BeatsConfig(**self.config_["beats"])
-
     def num_samples(self) -> int:
-        return int(round(self.beats_cfg.clip_seconds * self.config_["data"]["sample_rate"]))
+        return int(round(self.settings.clip_seconds * self.audio.sample_rate))
 
     # ---- model -----------------------------------------------------------------------------
 
     def _load_encoder(self) -> BEATs:
-        cfg = self.beats_cfg
+        cfg = self.settings
         try:
             encoder = load_beats(cfg.checkpoint, preset=cfg.preset)
         except (FileNotFoundError, BEATsCheckpointError) as e:
@@ -141,38 +123,36 @@ class BeatsSystem(System):
         """Everything that shapes the training trajectory except the number of epochs, so a rerun
         after a crash, or with more epochs, continues from the last checkpoint; and a rerun with
         another k-NN setting reuses the trained network."""
-        return training_stamp(self.config_, "beats", ("epochs", "threads", "knn_k"), clips, format=FORMAT_VERSION,
-                              checkpoint_format=CHECKPOINT_FORMAT)
+        return training_stamp(self.get_params(), self.section, ("epochs", "threads", "knn_k"), clips,
+                              format=FORMAT_VERSION, checkpoint_format=CHECKPOINT_FORMAT)
 
     # ---- training --------------------------------------------------------------------------
 
-    def fit(self, clips: list[Clip], workdir: Path) -> "BeatsSystem":
-        self.config_ = self.ctx.cfg.to_dict()
-        cfg = self.beats_cfg
-        check_config(cfg)
+    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> "BeatsSystem":
+        cfg = self.settings
         with limit_threads(cfg.threads):
             encoder = self._load_encoder()
             if trains_a_classifier(cfg):
-                kept, fbank, frame_mask, small_waves = self._training_inputs(clips)
+                kept, fbank, frame_mask, small_waves = self._training_inputs(clips, runtime)
                 index = ClassIndex().fit(kept)
                 self.classes_ = index.classes_
                 self._log_classes(kept)
                 model = build_classifier(cfg, encoder, len(self.classes_), lora=cfg.tuning == "lora")
-                seed = self.ctx.cfg.run.seed
+                seed = self.seed
                 data = balance_training_set(fbank, frame_mask, index.transform(kept),
                                             {self.classes_.index(k): v for k, v in small_waves.items()},
                                             self.num_samples(), cfg.smote_k, cfg.smote_per_class, cfg.augment,
-                                            self.ctx.cfg.data.sample_rate, seed)
+                                            self.audio.sample_rate, seed)
                 del fbank, frame_mask, small_waves
-                trainer = Trainer(model, cfg, self.ctx.device, Path(workdir), self._resume_stamp(kept), seed)
+                trainer = Trainer(model, cfg, runtime.device, Path(workdir), self._resume_stamp(kept), seed)
                 self.history_ = trainer.fit(data)
                 del data
                 model.encoder = merge_lora(model.encoder)
             else:
                 log.info("beats.tuning frozen with mean pooling: no training, embeddings of the pre-trained encoder")
                 model, kept = build_classifier(cfg, encoder, 0, lora=False), clips
-            self.model_ = model.to(self.ctx.device).eval()
-            self.train_clips_, train_embeddings = self._embed(kept, training=True)
+            self.model_ = model.to(runtime.device).eval()
+            self.train_clips_, train_embeddings = self._embed(kept, runtime, training=True)
             require_training_clips(self.train_clips_)
             if not trains_a_classifier(cfg):
                 self.classes_ = ClassIndex().fit(self.train_clips_).classes_
@@ -187,7 +167,7 @@ class BeatsSystem(System):
         log.info("%d training clips of %d machine type(s) in %d classes (machine_section_attribute)", len(clips),
                  len({c.machine for c in clips}), len(self.classes_))
 
-    def _training_inputs(self, clips: list[Clip]) -> tuple[list[Clip], torch.Tensor, torch.Tensor, dict[str, list]]:
+    def _training_inputs(self, clips: list[Clip], runtime: Runtime) -> tuple[list[Clip], torch.Tensor, torch.Tensor, dict[str, list]]:
         """Decode the training clips chunk by chunk into encoder input (fbank), so the waveforms of
         the whole dataset are never held at once; keep only the waveforms of classes that
         augmentation will grow.
@@ -196,11 +176,11 @@ class BeatsSystem(System):
             kept clips, fbank [clips, frames, 128] float16, frame mask [clips, frames], and
             class label -> waveforms of the small classes.
         """
-        cfg, data_cfg, n = self.beats_cfg, self.ctx.cfg.data, self.num_samples()
+        cfg, n = self.settings, self.num_samples()
         small_labels = classes_to_grow([class_label(c) for c in clips], cfg.smote_k)
         kept: list[Clip] = []
         fbanks, masks, small_waves = [], [], defaultdict(list)
-        chunks = decoded_chunks(clips, data_cfg, self.ctx.expected_channels, n, DECODE_CHUNK, allow_skip=True,
+        chunks = decoded_chunks(clips, runtime.data, runtime.expected_channels, n, DECODE_CHUNK, allow_skip=True,
                                 what="training clips")
         with tqdm(total=len(clips), desc="fbank (train)", unit="clip", mininterval=1.0,
                   disable=distributed_rank_and_size()[0] != 0) as bar:
@@ -220,14 +200,14 @@ class BeatsSystem(System):
     # ---- embeddings and scores -------------------------------------------------------------
 
     @torch.inference_mode()
-    def _embed(self, clips: list[Clip], training: bool) -> tuple[list[Clip], np.ndarray]:
+    def _embed(self, clips: list[Clip], runtime: Runtime, training: bool) -> tuple[list[Clip], np.ndarray]:
         """Embeddings [clips, embedding_dim] float32 of fixed-length clips (evaluation mode)."""
-        model, device = self.model_, self.ctx.device
+        model, device = self.model_.to(runtime.device), runtime.device
         model.eval()
-        amp_dtype = resolve_amp(self.beats_cfg.amp, device)
+        amp_dtype = resolve_amp(self.settings.amp, device)
         kept, parts = [], []
-        batches = clip_batches(clips, self.ctx.cfg.data, self.ctx.expected_channels, self.num_samples(),
-                               self.beats_cfg.batch_size, allow_skip=training,
+        batches = clip_batches(clips, runtime.data, runtime.expected_channels, self.num_samples(),
+                               self.settings.batch_size, allow_skip=training,
                                what="training clips" if training else "test clips")
         rank, _ = distributed_rank_and_size()
         with tqdm(total=len(clips), desc="embeddings (train)" if training else "embeddings (test)", unit="clip",
@@ -240,11 +220,9 @@ class BeatsSystem(System):
                 bar.update(len(batch_clips))
         return kept, np.concatenate(parts) if parts else np.zeros((0, model.embedding_dim), dtype=np.float32)
 
-    def score(self, clips: list[Clip], scorer: str) -> np.ndarray:
-        if scorer not in self.scorers:
-            raise KeyError(f"unknown scorer {scorer!r}; valid: {', '.join(self.scorers)}")
-        with limit_threads(self.beats_cfg.threads):
-            _, embeddings = self._embed(clips, training=False)
+    def score(self, clips: list[Clip], scorer: str, runtime: Runtime) -> np.ndarray:
+        with limit_threads(self.settings.threads):
+            _, embeddings = self._embed(clips, runtime, training=False)
         try:
             return self.knn_.score(embeddings, [c.machine for c in clips], [c.section for c in clips])
         except KeyError as e:  # a section without training clips: a data problem, named for the user
@@ -259,7 +237,7 @@ class BeatsSystem(System):
         knn = self.knn_.state_dict()
         torch_save({
             "format": FORMAT_VERSION,
-            "config": self.config_,
+            "params": self.get_params(),
             "classes": self.classes_,
             "pooling": {k: v.cpu() for k, v in model.pooling.state_dict().items()},
             "projection": None if model.projection is None else {k: v.cpu() for k, v in model.projection.state_dict().items()},
@@ -271,15 +249,14 @@ class BeatsSystem(System):
         }, model_dir / MODEL_FILE)
 
     @classmethod
-    def load(cls, model_dir: Path, ctx: RunContext) -> "BeatsSystem":
+    def load(cls, model_dir: Path) -> "BeatsSystem":
         model_dir = Path(model_dir)
         path = model_dir / MODEL_FILE
-        state = load_model_state(path, FORMAT_VERSION, ctx)
-        system = cls(ctx)
-        system.config_ = state["config"]
+        state = load_model_state(path, FORMAT_VERSION)
+        system = cls.from_params(state["params"], BeatsConfig)
         system.classes_ = list(state["classes"])
         system.history_ = list(state["history"])
-        cfg = system.beats_cfg
+        cfg = system.settings
         try:
             encoder = load_beats(model_dir / ENCODER_FILE)
         except (BEATsCheckpointError, FileNotFoundError) as e:
@@ -290,7 +267,7 @@ class BeatsSystem(System):
         model = BeatsClassifier(encoder, pooling, cfg.embedding_dim if trained else None, None, freeze_encoder=True)
         if trained:
             _load_checked(model.projection, state["projection"], "projection", path)
-        system.model_ = model.to(ctx.device).eval()
+        system.model_ = model.eval()
         system.knn_ = SectionKnn.from_state_dict(state["knn"])  # np.asarray there takes the stored CPU tensors
         system.train_scores_ = {"knn": system.knn_.train_scores_}
         return system

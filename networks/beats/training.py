@@ -36,7 +36,7 @@ from tqdm import tqdm
 from networks.beats.balancing import TrainingSet
 from networks.beats import BEATs
 from networks.margin_heads import CosineHead
-from networks.system import resume_state
+from networks.training import resume_state
 from core.atomic import torch_save, write_csv
 from core.config import BeatsConfig
 from core.runtime import autocast, distributed_rank_and_size

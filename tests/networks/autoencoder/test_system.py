@@ -12,36 +12,37 @@ import torch
 
 from datasets.audio import AudioError
 from datasets.manifest import open_dataset
-from networks.autoencoder.system import CHECKPOINT_FILE, AutoencoderSystem, split_clips
-from networks.system import RunContext
-from core.config import load_config
+from core.config import Config, load_config
 from core.runtime import seed_everything
+from networks.autoencoder.system import AutoencoderSystem
+from networks.autoencoder.training import CHECKPOINT_FILE, split_clips
+from networks.system import Runtime
 
 MACHINE = "SynthValve"
 
 
-def _context(corpus: Path, cache: Path, **overrides) -> tuple[RunContext, object]:
+def _context(corpus: Path, cache: Path, **overrides) -> tuple[Config, Runtime, object]:
     values = {"data.root": str(corpus), "data.cache_dir": str(cache), "autoencoder.epochs": 2}
     values.update({k.replace("__", "."): v for k, v in overrides.items()})
     cfg = load_config(overrides=values)
     dataset = open_dataset(cfg.data.root, cfg.data.year, "dev", [MACHINE])
-    return RunContext(cfg, torch.device("cpu"), dataset.expected_channels), dataset
+    return cfg, Runtime(torch.device("cpu"), cfg.data, dataset.expected_channels), dataset
 
 
-def _fit(ctx: RunContext, dataset, workdir: Path) -> AutoencoderSystem:
-    seed_everything(ctx.cfg.run.seed)
-    return AutoencoderSystem(ctx).fit(dataset.clips(MACHINE, "train"), workdir)
+def _fit(cfg: Config, runtime: Runtime, dataset, workdir: Path) -> AutoencoderSystem:
+    seed_everything(cfg.run.seed)
+    return AutoencoderSystem.from_config(cfg).fit(dataset.clips(MACHINE, "train"), runtime, workdir)
 
 
 def test_resumed_training_equals_an_uninterrupted_run(demo_corpus, tmp_path, caplog):
-    short_ctx, dataset = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=2)
-    full_ctx, _ = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=4)
-    _fit(short_ctx, dataset, tmp_path / "interrupted")
+    short_cfg, runtime, dataset = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=2)
+    full_cfg, _, _ = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=4)
+    _fit(short_cfg, runtime, dataset, tmp_path / "interrupted")
     assert torch.load(tmp_path / "interrupted" / CHECKPOINT_FILE, weights_only=True)["epoch"] == 2
     with caplog.at_level(logging.INFO):
-        resumed = _fit(full_ctx, dataset, tmp_path / "interrupted")
+        resumed = _fit(full_cfg, runtime, dataset, tmp_path / "interrupted")
     assert "resuming from checkpoint" in caplog.text and "at epoch 2/4" in caplog.text
-    straight = _fit(full_ctx, dataset, tmp_path / "straight")
+    straight = _fit(full_cfg, runtime, dataset, tmp_path / "straight")
     assert [h["epoch"] for h in resumed.history_] == [1, 2, 3, 4]
     for name, value in straight.model_.state_dict().items():
         torch.testing.assert_close(resumed.model_.state_dict()[name], value, rtol=0, atol=0, msg=name)
@@ -50,40 +51,41 @@ def test_resumed_training_equals_an_uninterrupted_run(demo_corpus, tmp_path, cap
 
 
 def test_a_checkpoint_of_another_configuration_is_not_resumed(demo_corpus, tmp_path, caplog):
-    ctx, dataset = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=1)
-    _fit(ctx, dataset, tmp_path / "model")
-    other, _ = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=1, autoencoder__learning_rate=0.01)
+    cfg, runtime, dataset = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=1)
+    _fit(cfg, runtime, dataset, tmp_path / "model")
+    other, _, _ = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=1, autoencoder__learning_rate=0.01)
     with caplog.at_level(logging.INFO):
-        system = _fit(other, dataset, tmp_path / "model")
+        system = _fit(other, runtime, dataset, tmp_path / "model")
     assert "from another configuration" in caplog.text
     assert [h["epoch"] for h in system.history_] == [1]
 
 
 def test_save_load_round_trip_and_scores(demo_corpus, tmp_path):
-    ctx, dataset = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=1)
-    system = _fit(ctx, dataset, tmp_path / "model")
+    cfg, runtime, dataset = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=1)
+    system = _fit(cfg, runtime, dataset, tmp_path / "model")
     assert set(system.train_scores_) == {"mse", "mahala"}
     assert all(len(s) == len(system.train_clips_) == 64 for s in system.train_scores_.values())
     system.save(tmp_path / "model")
-    loaded = AutoencoderSystem.load(tmp_path / "model", ctx)
-    assert loaded.config_["autoencoder"] == ctx.cfg.to_dict()["autoencoder"]
+    loaded = AutoencoderSystem.load(tmp_path / "model")
+    assert loaded.get_params() == system.get_params() and loaded.settings == cfg.autoencoder
+    assert loaded.settings_differences(cfg) == []
     clips = dataset.clips(MACHINE, "test")[:6]
     for scorer in ("mse", "mahala"):
-        scores = loaded.score(clips, scorer)
+        scores = loaded.score(clips, scorer, runtime)
         assert scores.shape == (6,) and np.all(np.isfinite(scores)) and np.all(scores > 0)
-        np.testing.assert_allclose(scores, system.score(clips, scorer), rtol=1e-6)
+        np.testing.assert_allclose(scores, system.score(clips, scorer, runtime), rtol=1e-6)
 
 
 def test_a_test_clip_too_short_for_one_context_vector_is_named(demo_corpus, tmp_path):
-    ctx, dataset = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=1)
-    system = _fit(ctx, dataset, tmp_path / "model")
+    cfg, runtime, dataset = _context(demo_corpus, tmp_path / "cache", autoencoder__epochs=1)
+    system = _fit(cfg, runtime, dataset, tmp_path / "model")
     short = tmp_path / "short" / MACHINE / "test" / "section_00_source_test_normal_0000_pat_3_mic_1.wav"
     short.parent.mkdir(parents=True)
     sf.write(short, np.zeros(1500, np.float32), 16000)  # 1 + 1500 // 512 = 3 frames < 5
     clip = dataset.clips(MACHINE, "test")[0]
     clip = type(clip)(**{**clip.__dict__, "path": short})
     with pytest.raises(AudioError, match="short.*3 frames, shorter than the 5-frame context"):
-        system.score([clip], "mse")
+        system.score([clip], "mse", runtime)
 
 
 def test_validation_split_is_stratified_by_domain_and_deterministic():

@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from networks.beats import fbank_features, load_beats, log_mel_fbank, reduce_padding_mask
+from datasets.fbank import fbank_features, log_mel_fbank, reduce_padding_mask
+from networks.beats import load_beats
 
 FEATURE_TOL = 1e-4
 FBANK_TOL = 1e-4

@@ -15,17 +15,20 @@ from datasets.audio import AudioError
 from datasets.clip_batches import fit_length, stack_waves
 from datasets.manifest import DatasetError, machine_clips, open_dataset
 from networks.beats import load_beats
-from networks.beats.system import ENCODER_FILE, MODEL_FILE, BeatsSystem, check_config
+from networks.beats.system import ENCODER_FILE, MODEL_FILE, BeatsSystem
 from networks.beats.training import (CHECKPOINT_FILE, TRAINING_LOG_FILE, BeatsClassifier, apply_lora, epoch_plan,
                                      lr_factor, merge_lora, parameter_groups, resolve_amp)
 from networks.margin_heads import get_head
 from networks.pooling import AttentiveStatisticsPooling, MeanPooling, get_pooling
-from networks.system import ModelFileError, RunContext
+from networks.system import ModelFileError, Runtime
 from core.config import load_config
 
 TINY = {"beats.checkpoint": "none", "beats.preset": "tiny", "beats.clip_seconds": 2.0, "beats.tuning": "finetune",
         "beats.epochs": 1, "beats.batch_size": 16, "beats.encoder_lr": 1e-3, "beats.threads": 1,
         "beats.smote_per_class": 0, "data.workers": 1}
+
+
+RUNTIME = Runtime(torch.device("cpu"), load_config().data, None)
 
 
 def _config(**overrides):
@@ -153,13 +156,6 @@ def test_lora_trains_only_adapters_and_merges_back_into_a_plain_encoder():
     assert type(model.encoder).__name__ == "BEATs" and torch.allclose(adapted, merged, atol=1e-4)
 
 
-def test_invalid_choices_name_the_valid_ones():
-    with pytest.raises(KeyError, match="unknown beats.tuning 'full'; valid: finetune, lora, frozen"):
-        check_config(_config(tuning="full").beats)
-    with pytest.raises(KeyError, match="unknown beats.head 'softmax'; valid: adacos, arcface, subcluster_adacos"):
-        check_config(_config(head="softmax").beats)
-
-
 # ---- the System on real files --------------------------------------------------------------------------
 
 def _clips(corpus, machines=("SynthFan", "SynthValve"), per_domain=(12, 4)):
@@ -173,18 +169,18 @@ def _clips(corpus, machines=("SynthFan", "SynthValve"), per_domain=(12, 4)):
 
 def test_fit_save_load_round_trip_and_resume_files(demo_corpus, tmp_path):
     dataset, clips = _clips(demo_corpus)
-    ctx = RunContext(_config(head="subcluster_adacos", subclusters=2), torch.device("cpu"), None)
+    cfg = _config(head="subcluster_adacos", subclusters=2)
     torch.manual_seed(0)
-    system = BeatsSystem(ctx).fit(clips, tmp_path)
+    system = BeatsSystem.from_config(cfg).fit(clips, RUNTIME, tmp_path)
     assert system.train_scores_["knn"].shape == (len(clips),) and np.isfinite(system.train_scores_["knn"]).all()
     assert len(system.classes_) == 6  # 2 machines x (2 source attribute values + 1 target)
     assert (tmp_path / CHECKPOINT_FILE).is_file()
     log = (tmp_path / TRAINING_LOG_FILE).read_text().splitlines()
     assert log[0] == "epoch,loss,accuracy,lr,encoder_lr,scale,seconds,clips" and len(log) == 2
     system.save(tmp_path)
-    loaded = BeatsSystem.load(tmp_path, ctx)
+    loaded = BeatsSystem.load(tmp_path)
     test = dataset.clips("SynthValve", "test")[:10]
-    assert np.allclose(loaded.score(test, "knn"), system.score(test, "knn"), atol=1e-5)
+    assert np.allclose(loaded.score(test, "knn", RUNTIME), system.score(test, "knn", RUNTIME), atol=1e-5)
     assert loaded.classes_ == system.classes_
     encoder = load_beats(tmp_path / ENCODER_FILE)  # the official format, LoRA-free
     assert encoder.cfg.encoder_layers == 2
@@ -192,19 +188,19 @@ def test_fit_save_load_round_trip_and_resume_files(demo_corpus, tmp_path):
 
 def test_a_saved_model_of_another_architecture_is_rejected_with_its_keys(demo_corpus, tmp_path):
     _, clips = _clips(demo_corpus, ("SynthPump",), (6, 2))
-    ctx = RunContext(_config(tuning="frozen", pooling="mean"), torch.device("cpu"), None)
-    BeatsSystem(ctx).fit(clips, tmp_path).save(tmp_path)
+    cfg = _config(tuning="frozen", pooling="mean")
+    BeatsSystem.from_config(cfg).fit(clips, RUNTIME, tmp_path).save(tmp_path)
     state = torch.load(tmp_path / MODEL_FILE, weights_only=True)
-    state["config"]["beats"]["pooling"] = "attentive"
+    state["params"]["beats"]["pooling"] = "attentive"
     torch.save(state, tmp_path / MODEL_FILE)
     with pytest.raises(ModelFileError, match=r"(?s)pooling does not match.*missing keys \(4\).*attention.0.weight"):
-        BeatsSystem.load(tmp_path, ctx)
+        BeatsSystem.load(tmp_path)
     encoder = torch.load(tmp_path / ENCODER_FILE, weights_only=True)
     encoder["model"]["extra.weight"] = encoder["model"].pop("layer_norm.weight")
     torch.save(encoder, tmp_path / ENCODER_FILE)
     with pytest.raises(ModelFileError, match=r"(?s)encoder.pt: BEATs checkpoint does not match.*missing keys \(1\).*"
                                            r"layer_norm.weight.*unexpected keys \(1\).*extra.weight"):
-        BeatsSystem.load(tmp_path, ctx)
+        BeatsSystem.load(tmp_path)
 
 
 def test_frozen_mode_with_a_pretrained_checkpoint_trains_nothing_and_drops_an_audioset_head(
@@ -212,8 +208,8 @@ def test_frozen_mode_with_a_pretrained_checkpoint_trains_nothing_and_drops_an_au
     caplog.set_level(logging.INFO)
     _, clips = _clips(demo_corpus, ("SynthGearbox",), (10, 3))
     checkpoint = beats_reference_dir / "tiny_beats_finetuned_official_format.pt"
-    ctx = RunContext(_config(tuning="frozen", pooling="mean", checkpoint=str(checkpoint)), torch.device("cpu"), None)
-    system = BeatsSystem(ctx).fit(clips, tmp_path)
+    cfg = _config(tuning="frozen", pooling="mean", checkpoint=str(checkpoint))
+    system = BeatsSystem.from_config(cfg).fit(clips, RUNTIME, tmp_path)
     assert not (tmp_path / CHECKPOINT_FILE).exists() and system.history_ == []
     assert "no training" in caplog.text and "dropping the AudioSet predictor" in caplog.text
     reference = load_beats(checkpoint)
@@ -234,27 +230,27 @@ def test_short_long_and_broken_clips(demo_corpus, tmp_path, caplog):
     wave, rate = sf.read(test[0], dtype="float32")
     sf.write(test[0], wave[: rate // 2], rate)  # 0.5 s
     sf.write(test[1], np.concatenate([wave, wave]), rate)  # 4 s
-    ctx = RunContext(_config(tuning="frozen", pooling="mean"), torch.device("cpu"), None)
-    system = BeatsSystem(ctx).fit(clips, tmp_path / "model")
+    cfg = _config(tuning="frozen", pooling="mean")
+    system = BeatsSystem.from_config(cfg).fit(clips, RUNTIME, tmp_path / "model")
     mine = [c for c in machine_clips(tmp_path / "data", "SynthFan", "test") if c.path in test]
-    scores = system.score(mine, "knn")
+    scores = system.score(mine, "knn", RUNTIME)
     assert np.isfinite(scores).all() and len(set(scores.round(6))) == 3
     assert "1 clip(s) longer than 2.00 s keep their first 2.00 s; 1 shorter clip(s) are zero-padded" in caplog.text
     test[2].write_bytes(b"RIFF\x00")
     with pytest.raises(AudioError, match=test[2].name):
-        system.score(mine, "knn")
+        system.score(mine, "knn", RUNTIME)
 
 
 def test_one_class_needs_the_frozen_mean_option(demo_corpus, tmp_path):
     _, clips = _clips(demo_corpus, ("SynthValve",), (3, 0))
     clips = [c for c in clips if c.attributes == clips[0].attributes]
-    ctx = RunContext(_config(), torch.device("cpu"), None)
+    cfg = _config()
     with pytest.raises(DatasetError, match="at least two classes.*--beats.tuning frozen --beats.pooling mean"):
-        BeatsSystem(ctx).fit(clips, tmp_path)
+        BeatsSystem.from_config(cfg).fit(clips, RUNTIME, tmp_path)
 
 
 def test_a_missing_checkpoint_names_the_official_files_and_the_config_key(demo_corpus, tmp_path):
     _, clips = _clips(demo_corpus, ("SynthValve",), (4, 2))
-    ctx = RunContext(_config(checkpoint=str(tmp_path / "BEATs_iter3_plus_AS2M.pt")), torch.device("cpu"), None)
+    cfg = _config(checkpoint=str(tmp_path / "BEATs_iter3_plus_AS2M.pt"))
     with pytest.raises(DatasetError, match=r"(?s)checkpoint not found.*BEATs_iter3_plus_AS2M.pt.*beats.checkpoint"):
-        BeatsSystem(ctx).fit(clips, tmp_path)
+        BeatsSystem.from_config(cfg).fit(clips, RUNTIME, tmp_path)

@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         folders = result_folders(result_root, mode, [s for s in args.systems.split(",") if s])
         systems: dict[str, list[SectionMetrics]] = {}
+        log.info("Stage 1: evaluate: %s -> %s", ", ".join(str(f) for f in folders), out)
+        if args.submission_dir:
+            log.info("Stage 2: submission: %s -> %s", ", ".join(str(f) for f in folders), args.submission_dir / args.team)
         for folder in folders:
             if args.submission_dir:
                 log.info("submission -> %s", package_submission(folder, args.submission_dir, args.team))

@@ -54,11 +54,11 @@ def _log(model_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def dev_run(demo_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("beats_dev")
-    args = ["-d", "--data-root", str(demo_corpus), *_paths(root), *TINY]
+    args = ["-d", "--data-root", str(demo_corpus), *_paths(root), *TINY, "--beats.epochs", QUALITY_EPOCHS]
     began = time.perf_counter()
-    train = _ok(run_script(["./01_train.sh", *args, "--beats.epochs", QUALITY_EPOCHS]))
+    train = _ok(run_script(["./01_train.sh", *args]))
     trained = time.perf_counter()
-    rerun = _ok(run_script(["./01_train.sh", *args, "--beats.epochs", QUALITY_EPOCHS]))
+    rerun = _ok(run_script(["./01_train.sh", *args]))
     test = _ok(run_script(["./02_test.sh", *args]))
     summary = _ok(run_script(["./03_summarize_results.sh", "--result-dir", str(root / "results")]))
     print(f"beats demo flow: training {trained - began:.0f} s, all {time.perf_counter() - began:.0f} s")

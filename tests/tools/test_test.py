@@ -33,11 +33,12 @@ def _result(root: Path) -> list[str]:
     (["--classical.n_neighbors", "5"], "classical.n_neighbors (trained 1, now 5)"),
     (["--feature.n_mels", "64"], "feature.n_mels (trained 128, now 64)"),
 ])
-def test_a_model_trained_with_other_settings_is_refused_naming_the_keys(trained, tmp_path, caplog, extra, named):
+def test_a_model_trained_with_other_settings_is_refused_naming_the_keys(trained, tmp_path, capsys, extra, named):
     _, args = trained
     assert test_driver.main(args + _result(tmp_path) + extra) == 1
-    assert "was trained with other settings" in caplog.text and named in caplog.text
-    assert f"retrain with ./01_train.sh {' '.join(args)} {' '.join(extra)} --force" in caplog.text
+    err = capsys.readouterr().err
+    assert "was trained with other settings" in err and named in err
+    assert f"retrain with ./01_train.sh {' '.join(args)} {' '.join(extra)} --force" in err
     assert not (tmp_path / "dev_data" / "classical_knn").exists()
 
 
@@ -49,7 +50,7 @@ def test_test_time_settings_may_differ_and_the_results_record_them(trained, tmp_
     assert used["decision"]["threshold_quantile"] == 0.5 and used["score"]["method"] == "gaussian"
 
 
-def test_a_failed_run_leaves_the_previous_complete_results_and_an_incomplete_folder(trained, demo_corpus, tmp_path, caplog):
+def test_a_failed_run_leaves_the_previous_complete_results_and_an_incomplete_folder(trained, demo_corpus, tmp_path, capsys):
     _, args = trained
     out = tmp_path / "dev_data" / "classical_knn"
     assert test_driver.main(args + _result(tmp_path)) == 0
@@ -57,17 +58,18 @@ def test_a_failed_run_leaves_the_previous_complete_results_and_an_incomplete_fol
     assert "result.csv" in before
     # SynthPump has no model: the run fails after scoring the machine types before it.
     assert test_driver.main(args + _result(tmp_path) + ["--machines", "SynthFan,SynthPump"]) == 1
-    assert "no trained model for SynthPump" in caplog.text
+    err = capsys.readouterr().err
+    assert "no trained model for SynthPump" in err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     partial = out.with_name("classical_knn.incomplete")
     assert (partial / "anomaly_score_SynthFan_section_00_test.csv").is_file() and not (partial / "result.csv").exists()
-    assert f"incomplete results left in {partial}" in caplog.text
+    assert f"incomplete results left in {partial}" in err
     assert test_driver.main(args + _result(tmp_path)) == 0  # a later complete run replaces both
     assert not partial.exists() and (out / "result.csv").read_bytes() == before["result.csv"]
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
-def test_damaged_model_files_are_named_and_training_rebuilds_them(trained, tmp_path, caplog, damage):
+def test_damaged_model_files_are_named_and_training_rebuilds_them(trained, tmp_path, capsys, damage):
     root, args = trained
     model = root / "models" / "dev_data" / "classical" / "SynthValve"
     for name in ("classical.joblib", "train_scores.csv"):
@@ -75,15 +77,17 @@ def test_damaged_model_files_are_named_and_training_rebuilds_them(trained, tmp_p
         whole = path.read_bytes()
         path.write_bytes(whole[: len(whole) // 3] if damage == "truncate" else b"\x00garbage\xff" * 7)
         assert test_driver.main(args + _result(tmp_path)) == 1
-        assert f"{path}" in caplog.text and "damaged" in caplog.text and "retrain with ./01_train.sh" in caplog.text
-        caplog.clear()
+        err = capsys.readouterr().err
+        assert f"{path}" in err and "damaged" in err and "retrain with ./01_train.sh" in err
+        capsys.readouterr()
         assert train_driver.main(args) == 0
-        assert f"{model}: retraining, the stored model is unusable" in caplog.text
+        err = capsys.readouterr().err
+        assert f"{model}: retraining, the stored model is unusable" in err
         assert test_driver.main(args + _result(tmp_path)) == 0
-        caplog.clear()
+        capsys.readouterr()
 
 
-def test_a_failed_retraining_leaves_no_model_that_looks_complete(trained, tmp_path, caplog):
+def test_a_failed_retraining_leaves_no_model_that_looks_complete(trained, tmp_path, capsys):
     root, args = trained
     model = root / "models" / "dev_data" / "classical" / "SynthFan"
     assert (model / ".completed").is_file()
@@ -93,15 +97,17 @@ def test_a_failed_retraining_leaves_no_model_that_looks_complete(trained, tmp_pa
     assert train_driver.main(args + ["--force", "--machines", "SynthFan", "--data.cache_dir", str(blocker)]) == 1
     assert not (model / ".completed").exists()
     assert test_driver.main(args + _result(tmp_path) + ["--machines", "SynthFan"]) == 1
-    assert "no trained model for SynthFan" in caplog.text
+    err = capsys.readouterr().err
+    assert "no trained model for SynthFan" in err
     assert train_driver.main(args) == 0  # and the next training rebuilds it
 
 
-def test_the_unlabelled_hint_names_a_valid_command(demo_corpus, tmp_path, caplog):
+def test_the_unlabelled_hint_names_a_valid_command(demo_corpus, tmp_path, capsys):
     args = ["-e", "--system", "classical", "--data-root", str(demo_corpus), "--run.model_dir", str(tmp_path / "m"),
             "--data.cache_dir", str(tmp_path / "c"), "--year", "2024"]
     assert train_driver.main(args) == 0
     assert test_driver.main(args + _result(tmp_path)) == 0
-    assert "./00_download.sh -e --year 2024" in caplog.text and "--label " not in caplog.text
+    err = capsys.readouterr().err
+    assert "./00_download.sh -e --year 2024" in err and "--label " not in err
     rows = list(csv.reader((tmp_path / "eval_data" / "classical_knn" / "anomaly_score_SynthBlower_section_00_test.csv").open()))
     assert rows and all(r[0].startswith("section_00_") for r in rows)

@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 
 class AudioError(RuntimeError):
-    """A clip that cannot be used: undecodable, wrong sample rate or unexpected channels."""
+    """A clip that cannot be used: undecodable, wrong sample rate, unexpected channels or
+    non-finite samples."""
 
 
 def usable_indices(n_clips: int, problems: dict[int, str], on_bad_file: str, allow_skip: bool) -> list[int]:
@@ -67,4 +68,10 @@ def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels:
         raise AudioError(f"{path}: has {n_channels} channel(s), so data.channel={channel} does not exist")
     if data.shape[0] == 0:
         raise AudioError(f"{path}: holds no samples")
-    return np.ascontiguousarray(data[:, channel])
+    wave = np.ascontiguousarray(data[:, channel])
+    # Float WAVs can store NaN and Inf; one such sample turns every feature, loss and score it
+    # touches into NaN, which nothing downstream reports.
+    non_finite = np.count_nonzero(~np.isfinite(wave))
+    if non_finite:
+        raise AudioError(f"{path}: {non_finite} of its {len(wave)} samples are not finite (NaN or Inf)")
+    return wave

@@ -47,3 +47,13 @@ def test_truncated_wav_is_named(tmp_path, shared_dir):
     path.write_bytes(original.read_bytes()[:30])
     with pytest.raises(AudioError, match=original.name):
         read_clip(path, 16000)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_named(tmp_path, bad):
+    path = tmp_path / "section_00_0003.wav"
+    wave = np.full(1600, 0.1, np.float32)
+    wave[[10, 700]] = bad
+    sf.write(path, wave, 16000, subtype="FLOAT")  # float WAVs can hold NaN and Inf; PCM cannot
+    with pytest.raises(AudioError, match=r"section_00_0003.wav: 2 of its 1600 samples are not finite \(NaN or Inf\)"):
+        read_clip(path, 16000)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
+import subprocess
 
 import librosa
 import numpy as np
@@ -54,6 +56,24 @@ def test_cache_is_reused_and_refreshed_when_the_wav_changes(demo_corpus, cfg, tm
     os.utime(clips[0].path)  # a newer WAV invalidates its cached features
     cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
     assert [p.stat().st_mtime_ns for p in cached] != stamp
+
+
+def test_a_clip_replaced_by_an_older_file_gets_its_features(demo_corpus, cfg, tmp_path):
+    """`cp -p`, `rsync -a` and unzip give a replaced clip the old file's modification time, older
+    than the cache entry: the entry must still be recomputed, and replace the stale one."""
+    folder = tmp_path / "raw" / "SynthFan" / "test"
+    folder.mkdir(parents=True)
+    for clip in machine_clips(demo_corpus / "dev_data" / "raw", "SynthFan", "test")[:2]:
+        shutil.copy2(clip.path, folder / clip.name)
+    clips = machine_clips(tmp_path / "raw", "SynthFan", "test")
+    _, before = cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
+    assert not np.array_equal(before[0], before[1])
+    subprocess.run(["cp", "-p", str(clips[1].path), str(clips[0].path)], check=True)
+    entries = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert all(p.stat().st_mtime_ns > clips[0].path.stat().st_mtime_ns for p in entries)  # looks fresh by mtime
+    _, after = cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
+    assert np.array_equal(after[0], before[1]) and np.array_equal(after[1], before[1])
+    assert sorted((tmp_path / "cache").rglob("*.npy")) == entries  # one entry per clip, overwritten
 
 
 def test_parallel_workers_give_the_same_features(demo_corpus, cfg, tmp_path):

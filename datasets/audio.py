@@ -5,12 +5,18 @@ Reads audio with soundfile (libsndfile); writes nothing.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 log = logging.getLogger(__name__)
+
+# libsndfile reads a WAV cut short (an interrupted copy or download) without an error, as far as
+# it goes; only its header log tells, e.g. "data : 32000 (should be 22000)".
+_SHORT_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_LENGTH = 0xFFFFFFFF  # what a writer streaming to a pipe leaves in the header: not a truncation
 
 
 class AudioError(RuntimeError):
@@ -50,13 +56,15 @@ def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels:
         expected_channels: the channel count the dataset promises, or None to accept any.
 
     Returns:
-        [samples] float32 in [-1, 1].
+        [samples] float32 in [-1, 1]. A file shorter than its header says, or all zeros, is
+        returned with a warning naming it.
 
     Raises:
         AudioError: naming the file and what is wrong with it.
     """
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            data, rate, header_log = f.read(dtype="float32", always_2d=True), f.samplerate, f.extra_info
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise AudioError(f"{path}: cannot be decoded as audio ({e})") from None
     if rate != sample_rate:
@@ -74,4 +82,10 @@ def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels:
     non_finite = np.count_nonzero(~np.isfinite(wave))
     if non_finite:
         raise AudioError(f"{path}: {non_finite} of its {len(wave)} samples are not finite (NaN or Inf)")
+    short = _SHORT_DATA_CHUNK.search(header_log)
+    if short and int(short[2]) < int(short[1]) != _UNKNOWN_LENGTH:
+        log.warning("%s: truncated: its header promises %s bytes of audio, the file holds %s; only its first "
+                    "%.2f s are used", path, short[1], short[2], len(wave) / rate)
+    if not wave.any():
+        log.warning("%s: every sample is 0 (digital silence): check the recording", path)
     return wave

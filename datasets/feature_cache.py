@@ -9,9 +9,11 @@ entry whose stamp no longer matches its WAV file is recomputed and overwritten.
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
 import numpy as np
@@ -119,14 +121,32 @@ def _run(jobs: list[tuple], workers: int, desc: str) -> list[str | None]:
     # forkserver starts clean once, imports the extractor once, and forks workers cheaply from it.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["datasets.feature_cache"])
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        return list(tqdm(pool.map(_extract_job, jobs, chunksize=16), total=len(jobs), desc=desc, unit="clip"))
+    # The workers' log records (a truncated or silent clip) go through a queue to this process's
+    # handlers: the console and the run's log file.
+    records = context.Queue()
+    listener = QueueListener(records, _ToLocalLoggers())
+    listener.start()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(records, logging.getLogger().getEffectiveLevel())) as pool:
+            return list(tqdm(pool.map(_extract_job, jobs, chunksize=16), total=len(jobs), desc=desc, unit="clip"))
+    finally:
+        listener.stop()
 
 
-def _init_worker() -> None:
+class _ToLocalLoggers(logging.Handler):
+    """Hands a record from a worker to the logger of the same name here, as if logged here."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+def _init_worker(records: multiprocessing.Queue, level: int) -> None:
     import torch
 
     torch.set_num_threads(1)
+    # The bare message: the parent's handlers add time, level and logger name.
+    logging.basicConfig(level=level, format="%(message)s", handlers=[QueueHandler(records)], force=True)
 
 
 def _extract_job(job: tuple) -> str | None:

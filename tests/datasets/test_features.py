@@ -10,6 +10,7 @@ import subprocess
 import librosa
 import numpy as np
 import pytest
+import soundfile as sf
 
 from datasets.audio import AudioError, read_clip
 from datasets.feature_cache import cached_log_mels, feature_key
@@ -104,3 +105,19 @@ def test_broken_training_clip_stops_or_is_skipped_with_a_warning(demo_corpus, cf
     assert clips[1].name in caplog.text
     with pytest.raises(AudioError, match=clips[1].name):  # test clips are never skipped
         cached_log_mels(clips, skip, cfg.feature, None, allow_skip=False)
+
+
+def test_warnings_of_the_extraction_workers_reach_the_log(demo_corpus, cfg, tmp_path, caplog):
+    """Decoding runs in worker processes; what they warn about must reach the run's log."""
+    folder = tmp_path / "raw" / "SynthFan" / "train"
+    folder.mkdir(parents=True)
+    normal = machine_clips(demo_corpus / "dev_data" / "raw", "SynthFan", "train")[0]
+    shutil.copy(normal.path, folder / normal.name)
+    silent = folder / "section_00_source_train_normal_0999_spd_20_mic_1.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    parallel = dataclasses.replace(cfg.data, workers=2)
+    with caplog.at_level(logging.WARNING):
+        kept, _ = cached_log_mels(machine_clips(tmp_path / "raw", "SynthFan", "train"), parallel, cfg.feature, None,
+                                  allow_skip=False)
+    assert len(kept) == 2
+    assert caplog.messages == [f"{silent}: every sample is 0 (digital silence): check the recording"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 # it goes; only its header log tells, e.g. "data : 32000 (should be 22000)".
 _SHORT_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
 _UNKNOWN_LENGTH = 0xFFFFFFFF  # what a writer streaming to a pipe leaves in the header: not a truncation
+NAMED_ODD_CLIPS = 10  # how many clips with an odd channel count one warning names
 
 
 class AudioError(RuntimeError):
@@ -89,3 +91,31 @@ def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels:
     if not wave.any():
         log.warning("%s: every sample is 0 (digital silence): check the recording", path)
     return wave
+
+
+def warn_mixed_channels(group: str, paths: list[Path]) -> None:
+    """Warn, in one line naming them, about the clips whose channel count differs from most of `paths`'.
+
+    For a dataset that promises no channel count (your own recordings), where `read_clip` takes
+    `data.channel` of any clip: a stereo clip among mono ones is most likely a mistake. Reads the
+    WAV headers only; a file that cannot be opened is left for `read_clip` to name.
+
+    Args:
+        group: what the clips are, for the message (a machine type).
+        paths: the WAV files.
+    """
+    channels = {}
+    for path in paths:
+        try:
+            channels[path] = sf.info(str(path)).channels
+        except (sf.LibsndfileError, RuntimeError, ValueError):
+            continue
+    counts = Counter(channels.values())
+    if len(counts) < 2:
+        return
+    usual = counts.most_common(1)[0][0]
+    odd = sorted(path for path, n in channels.items() if n != usual)
+    named = ", ".join(f"{path} ({channels[path]} ch)" for path in odd[:NAMED_ODD_CLIPS])
+    more = f" and {len(odd) - NAMED_ODD_CLIPS} more" if len(odd) > NAMED_ODD_CLIPS else ""
+    log.warning("%s: mixed channel counts, most clips have %d but %d of %d do not (data.channel of each is used): "
+                "%s%s", group, usual, len(odd), len(channels), named, more)

@@ -89,6 +89,17 @@ def test_a_clip_with_another_channel_count_among_your_own_recordings_is_named(tm
     assert caplog.messages == []
 
 
+def test_a_warning_about_many_odd_clips_names_ten(tmp_path, caplog):
+    names = [f"section_00_source_train_normal_{i:04d}_.wav" for i in range(23)]
+    for i, name in enumerate(names):
+        _wav(tmp_path / "valve" / "train" / name, channels=1 if i < 12 else 2)
+    with caplog.at_level(logging.WARNING, logger="datasets.audio"):
+        open_dataset(tmp_path, 2024, "dev", [])
+    named = ", ".join(f"{tmp_path / 'valve' / 'train' / name} (2 ch)" for name in names[12:22])
+    assert caplog.messages == [f"valve: mixed channel counts, most clips have 1 but 11 of 23 do not (data.channel of "
+                               f"each is used): {named} and 1 more"]
+
+
 def test_missing_data_root_says_which_download_to_run(tmp_path):
     with pytest.raises(DatasetError, match=r"run ./00_download.sh -d --year 2025 first"):
         find_raw_dir(tmp_path / "nowhere", 2025, "dev")

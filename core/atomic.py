@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,16 +17,41 @@ from pathlib import Path
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write; it replaces `path` only if the block succeeds.
 
-    The temporary name carries the process id, so parallel writers never share one.
+    The temporary name carries the host name and process id, so parallel writers never share one,
+    and the temporaries that killed writers left beside `path` are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _remove_orphans(path)
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     try:
         yield tmp
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _remove_orphans(path: Path) -> None:
+    """Remove the temporary siblings of `path` whose writer, on this host, is gone (a SIGKILL or a
+    power cut runs no clean-up). A writer on another host sharing the folder cannot be checked
+    from here, so its temporaries stay; names without a host are from before hosts were named."""
+    own = re.compile(rf"\.{re.escape(path.name)}\.(?:(?P<host>.+)\.)?(?P<pid>\d+)\.tmp")
+    host = socket.gethostname()
+    for sibling in path.parent.iterdir():
+        match = own.fullmatch(sibling.name)
+        if match and match["host"] in (None, host) and not _alive(int(match["pid"])):
+            sibling.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` may exist here (signal 0 only asks); True keeps its file."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a number no pid can be
+        pass
+    return True
 
 
 def write_text(path: Path, text: str) -> None:

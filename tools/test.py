@@ -118,7 +118,7 @@ def retrain_command(argv: list[str]) -> str:
 
 
 def _failed(staging: Path) -> int:
-    log.error("incomplete results left in %s", staging)
+    log.warning("incomplete results left in %s", staging)
     return 1
 
 

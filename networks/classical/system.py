@@ -11,6 +11,7 @@ All four are fitted by `fit`, so the scorer can be chosen at test time.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,8 @@ STATISTICS = {
     "min": lambda x: x.min(axis=0),
     "median": lambda x: np.median(x, axis=0),
 }
+log = logging.getLogger(__name__)
+
 MODEL_FILE = "classical.joblib"
 FORMAT_VERSION = 2  # 2: parameters stored with the detectors
 
@@ -71,6 +74,13 @@ class ClassicalSystem(System):
         kept, log_mels = cached_log_mels(clips, runtime.data, self.feature, runtime.expected_channels, allow_skip=training,
                                          desc="log-mel (train)" if training else "log-mel (test)")
         require_training_clips(kept)
+        # A clip shorter than one analysis window has only padded frames: its statistics describe
+        # the padding more than the sound. It still gets a score (a submission needs one), with a warning.
+        window_frames = self.feature.n_fft // self.feature.hop_length
+        for clip, x in zip(kept, log_mels):
+            if len(x) <= window_frames:
+                log.warning("%s: %d frames, shorter than one %d-sample analysis window (feature.n_fft): its clip "
+                            "statistics are unreliable", clip.path, len(x), self.feature.n_fft)
         return kept, np.stack([clip_statistics(x, self.settings.statistics) for x in log_mels])
 
     def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> "ClassicalSystem":

@@ -144,6 +144,7 @@ def test_missing_data_root_names_the_download_command(workspace, tmp_path):
     result = run_script(["./01_train.sh", "-d", "--data-root", str(tmp_path / "none"), "--year", "2024",
                          "--run.model_dir", str(tmp_path / "m")])
     assert result.returncode == 1 and "run ./00_download.sh -d --year 2024 first" in result.stderr
+    assert not (tmp_path / "m").exists()  # no empty model folders for data that is not there
 
 
 def test_unknown_config_key_unknown_system_and_scorer(workspace):

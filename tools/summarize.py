@@ -21,7 +21,7 @@ import yaml
 from datasets.catalog import year_info
 from datasets.manifest import mode_flag
 from tools.atomic import write_csv, write_text
-from tools.evaluate import evaluate_sections, load_truth, read_sections
+from tools.evaluate import evaluate_sections, load_truth, log_score_coverage, read_sections
 from tools.metrics import SectionMetrics
 from tools.result_tables import markdown_table, summary_rows
 from tools.runtime import setup_logging
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             sections = read_sections(folder, truths)
             results = evaluate_sections(sections)
+            log_score_coverage(results, "dcase2022", f"{folder.name}: TOTAL score")
             systems[folder.name] = results
             if not args.no_plots:
                 from tools.plots import plot_machine  # here: matplotlib is slow to import and --no-plots needs none

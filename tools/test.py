@@ -27,7 +27,7 @@ from tools.cli import config_from_args, run_parser
 from tools.atomic import write_csv
 from tools.config import ConfigError, save_config
 from tools.decision import decide, gamma_threshold
-from tools.evaluate import GROUND_TRUTH_DIR, evaluate_folder
+from tools.evaluate import GROUND_TRUTH_DIR, evaluate_folder, log_score_coverage
 from tools.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, result_dir
 from tools.metrics import official_score, ranking_for_year
 from tools.result_tables import result_rows
@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ranking = ranking_for_year(cfg.data.year)
     score = official_score(results, ranking)
+    log_score_coverage(results, ranking)
     write_csv(out / RESULT_FILE, result_rows(results, ranking, score))
     log.info("official score (%s ranking): %.4f -> %s", ranking, score, out / RESULT_FILE)
     return 0

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = RunContext(cfg, device, dataset.expected_channels)
     try:
         truths = _score_all(cfg, system_cls, scorer, dataset, ctx, out, flag)
-    except (DatasetError, AudioError, ModelFileError) as e:
+    except (DatasetError, AudioError, ModelFileError, SubmissionError) as e:
         log.error("%s", e)
         return 1
     save_config(cfg, out / "config.yaml")

@@ -1,5 +1,6 @@
-"""Own data whose test sections lack a class, through the real entry points: undefined metrics are
-named and left empty."""
+"""Own data whose test sections lack a class, and non-finite scores, through the real entry points:
+undefined metrics are named and left empty, broken score files and broken systems stop with a
+one-line error naming the file and line, or the clip."""
 from __future__ import annotations
 
 import csv
@@ -7,6 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
 
 from tests.conftest import run_script
@@ -78,3 +81,32 @@ def test_an_official_score_with_no_defined_value_is_said_to_be_undefined(own_run
     result = _ok(run_script([sys.executable, "-m", "tools.evaluate", str(tmp_path)]))
     assert "official score undefined: none of its 3 AUC/pAUC values (dcase2022 ranking) is defined" in result.stderr
     assert result.stdout == "official score nan\n"
+
+
+def test_a_score_file_with_nan_names_the_file_and_line(own_run, tmp_path):
+    results = tmp_path / "results"
+    out = results / "dev_data" / "classical_gaussian"
+    shutil.copytree(own_run["out"], out)
+    scores = out / "anomaly_score_SynthFan_section_00_test.csv"
+    lines = scores.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].split(",")[0] + ",nan\n"
+    scores.write_text("".join(lines))
+    message = f"{scores}, line 3: value 'nan' is not a finite number"
+    _fails_in_one_line(run_script([sys.executable, "-m", "tools.evaluate", str(out)]), message)
+    _fails_in_one_line(run_script(["./03_summarize_results.sh", "--result-dir", str(results), "--no-plots"]), message)
+
+
+def test_a_system_producing_non_finite_scores_stops_before_writing_them(own_run, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(own_run["root"] / "models", models)
+    model_file = models / "dev_data" / "classical" / "SynthFan" / "classical.joblib"
+    state = joblib.load(model_file)
+    state["detectors"]["gaussian"].location_[0] = np.inf  # a damaged model: every score becomes non-finite
+    joblib.dump(state, model_file)
+    args = list(own_run["args"])
+    args[args.index("--run.model_dir") + 1] = str(models)
+    args[args.index("--run.result_dir") + 1] = str(tmp_path / "results")
+    error = _fails_in_one_line(run_script(["./02_test.sh", *args]),
+                               "SynthFan section 00: the system produced a non-finite score")
+    assert "for section_00_source_test_" in error and "retrain the model" in error
+    assert not list((tmp_path / "results").rglob("anomaly_score_SynthFan_*"))

@@ -61,7 +61,10 @@ class CosineHead(nn.Module):
 
     def cosine(self, embeddings: Tensor) -> Tensor:
         """`[batch, dim]` -> `[batch, classes * per_class]` cosine similarities (float32)."""
-        return F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.centres.float(), dim=1))
+        # Float32 also under autocast (a tiny GEMM): near cos = 1 a bfloat16 cosine is off by ~2**-9,
+        # which ArcFace's sin = sqrt(1 - cos^2) and the scale (~30) magnify in the logits.
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            return F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.centres.float(), dim=1))
 
 
 class ArcFace(CosineHead):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.filenames import UnrecognisedFileName, parse_file_name
-from reporting.metrics import SectionMetrics, jackknife_ci95, section_metrics
+from reporting.metrics import SectionMetrics, jackknife_ci95, missing_classes, score_values, section_metrics
 from reporting.submission import (DECISION_PREFIX, SCORE_PREFIX, SectionTruth, SubmissionError, file_name,
                               read_ground_truth, read_value_file, section_files)
 
@@ -88,6 +88,12 @@ def read_sections(score_dir: Path, truths: list[SectionTruth]) -> list[SectionSc
 
 
 def evaluate_sections(sections: list[SectionScores], max_fpr: float = 0.1) -> list[SectionMetrics]:
+    """Metrics of every section; logs each section and domain whose AUC/pAUC are undefined, and why
+    (a warning where a domain has clips of one class only)."""
+    for s in sections:
+        for gap in missing_classes(s.is_anomaly, s.is_target):
+            log.log(logging.INFO if gap.missing == "any" else logging.WARNING, "%s section %s: %s", s.machine,
+                    s.section, gap)
     return [section_metrics(s.machine, s.section, is_anomaly=s.is_anomaly, is_target=s.is_target, scores=s.scores,
                             decisions=s.decisions, max_fpr=max_fpr) for s in sections]
 
@@ -95,6 +101,18 @@ def evaluate_sections(sections: list[SectionScores], max_fpr: float = 0.1) -> li
 def evaluate_folder(score_dir: Path, truths: list[SectionTruth], max_fpr: float = 0.1) -> list[SectionMetrics]:
     """Metrics of every section in `truths`, read from the files in `score_dir` (see `read_sections`)."""
     return evaluate_sections(read_sections(score_dir, truths), max_fpr)
+
+
+def log_score_coverage(results: list[SectionMetrics], ranking: str, what: str = "official score") -> None:
+    """Say when `what` averages only some of its values, or none, because the others are undefined."""
+    values = score_values(results, ranking)
+    defined = sum(not np.isnan(v) for v in values)
+    if defined == 0:
+        log.warning("%s undefined: none of its %d AUC/pAUC values (%s ranking) is defined, see above", what,
+                    len(values), ranking)
+    elif defined < len(values):
+        log.info("%s over the %d defined of its %d AUC/pAUC values (%s ranking); the others are undefined, see above",
+                 what, defined, len(values), ranking)
 
 
 def pooled_ci95(sections: list[SectionScores], max_fpr: float = 0.1) -> float:

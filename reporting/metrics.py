@@ -8,6 +8,9 @@ Definitions follow the official evaluator (2022 onward, unchanged through 2025):
 - precision, recall, F1 per domain from the 0/1 decisions, with the evaluator's epsilon guards;
 - official score: harmonic mean, each value floored at machine epsilon, of the flat list of every
   AUC (source), AUC (target) and pAUC.
+A ROC AUC needs normal and anomalous clips: where a section or domain lacks one class, the values
+that need it are undefined (NaN; `missing_classes` says which and why), and means and the official
+score are taken over the defined values (NaN if there are none).
 The legacy rankings (2020: arithmetic mean of AUC and pAUC; 2021: harmonic mean of domain-only AUC
 and pAUC) are available under their own names. Pure functions; nothing is read or written.
 """
@@ -75,6 +78,45 @@ def section_metrics(machine: str, section: str, is_anomaly: np.ndarray, is_targe
     )
 
 
+@dataclass(frozen=True)
+class MissingClass:
+    """A section (domain None) or domain without normal or anomalous test clips."""
+
+    domain: str | None
+    missing: str  # "normal", "anomalous", or "any" (the domain has no clips at all)
+    undefined: tuple[str, ...]  # the metrics this leaves undefined, named as in result.csv
+
+    def __str__(self) -> str:
+        where = f"{self.domain} domain" if self.domain else "section"
+        what = "clips" if self.missing == "any" else f"{self.missing} clips"
+        return f"{where} has no {what}: {', '.join(self.undefined)} undefined"
+
+
+def missing_classes(is_anomaly: np.ndarray, is_target: np.ndarray) -> list[MissingClass]:
+    """Which classes a section lacks, and which AUC/pAUC values `section_metrics` leaves NaN for it.
+
+    Args:
+        is_anomaly, is_target: [clips] bool ground truth of one section.
+    """
+    is_anomaly = np.asarray(is_anomaly, dtype=bool)
+    is_target = np.asarray(is_target, dtype=bool)
+    if is_anomaly.all() or not is_anomaly.any():
+        return [MissingClass(None, "normal" if is_anomaly.all() else "anomalous", ("every AUC and pAUC",))]
+    gaps = []
+    for domain in DOMAINS:
+        in_domain = is_target if domain == "target" else ~is_target
+        # AUC (domain) pits the domain's normals against every anomaly of the section; pAUC
+        # (domain) and the 2021 ranking's AUC need both classes within the domain.
+        within = (f"pAUC ({domain})", f"AUC over {domain} clips (2021 ranking)")
+        if not in_domain.any():
+            gaps.append(MissingClass(domain, "any", (f"AUC ({domain})",) + within))
+        elif is_anomaly[in_domain].all():
+            gaps.append(MissingClass(domain, "normal", (f"AUC ({domain})",) + within))
+        elif not is_anomaly[in_domain].any():
+            gaps.append(MissingClass(domain, "anomalous", within))
+    return gaps
+
+
 def hmean(values) -> float:
     """Harmonic mean with every value floored at machine epsilon, as the evaluator does; NaNs are
     dropped (a domain without clips)."""
@@ -96,22 +138,28 @@ def ranked_values(results: list[SectionMetrics]) -> list[float]:
             + [r.pauc for r in results])
 
 
+def score_values(results: list[SectionMetrics], ranking: str = "dcase2022") -> list[float]:
+    """The values a challenge ranking averages (NaN where undefined); see `official_score`."""
+    if ranking == "dcase2022":
+        return ranked_values(results)
+    if ranking == "dcase2021":
+        return [r.auc_domain[d] for d in DOMAINS for r in results] + [r.pauc_domain[d] for d in DOMAINS for r in results]
+    if ranking == "dcase2020":
+        return [r.auc_domain["source"] for r in results] + [r.pauc_domain["source"] for r in results]
+    raise ValueError(f"unknown ranking {ranking!r}; valid: dcase2020, dcase2021, dcase2022")
+
+
 def official_score(results: list[SectionMetrics], ranking: str = "dcase2022") -> float:
-    """The challenge ranking score over all sections of all machine types.
+    """The challenge ranking score over all sections of all machine types, over the defined values
+    (NaN if none is defined).
 
     Args:
         ranking: `dcase2022` (2022 onward: harmonic mean of AUC (source), AUC (target), pAUC),
             `dcase2021` (harmonic mean of domain-only AUC and pAUC), `dcase2020` (arithmetic mean
             of AUC and pAUC; 2020 had source clips only).
     """
-    if ranking == "dcase2022":
-        return hmean(ranked_values(results))
-    if ranking == "dcase2021":
-        return hmean([r.auc_domain[d] for d in DOMAINS for r in results]
-                     + [r.pauc_domain[d] for d in DOMAINS for r in results])
-    if ranking == "dcase2020":
-        return amean([r.auc_domain["source"] for r in results] + [r.pauc_domain["source"] for r in results])
-    raise ValueError(f"unknown ranking {ranking!r}; valid: dcase2020, dcase2021, dcase2022")
+    values = score_values(results, ranking)
+    return amean(values) if ranking == "dcase2020" else hmean(values)
 
 
 def ranking_for_year(year: int) -> str:
@@ -125,6 +173,8 @@ def jackknife_ci95(is_anomaly: np.ndarray, scores: np.ndarray, max_fpr: float | 
     is_anomaly = np.asarray(is_anomaly, dtype=bool)
     scores = np.asarray(scores, dtype=float)
     n = len(scores)
+    if min(is_anomaly.sum(), (~is_anomaly).sum()) < 2:
+        return float("nan")  # leaving out the only clip of a class leaves an undefined AUC
     keep = np.ones(n, dtype=bool)
     leave_one_out = np.empty(n)
     for i in range(n):

@@ -7,7 +7,8 @@ Three layouts, each the one the DCASE community knows:
   machine name above each block and the official score at the end;
 - the official evaluator's `<system>_result.csv`;
 - the official summary table `System,metric,h-mean,a-mean,<machine>...`.
-Pure functions; nothing is read or written.
+An undefined value (NaN: a section or domain without normal or anomalous clips) is an empty cell
+in every table; means leave it out. Pure functions; nothing is read or written.
 """
 from __future__ import annotations
 
@@ -70,15 +71,15 @@ def evaluator_rows(results: list[SectionMetrics], ci95: float) -> list[list]:
         rows.append([machine])
         rows.append(list(EVALUATOR_COLUMNS))
         for r in mine:
-            rows.append([r.section, r.auc_all, r.auc["source"], r.auc["target"], r.pauc,
-                         r.precision["source"], r.precision["target"], r.recall["source"], r.recall["target"],
-                         r.f1["source"], r.f1["target"]])
+            rows.append([r.section] + [_cell(v) for v in (
+                r.auc_all, r.auc["source"], r.auc["target"], r.pauc, r.precision["source"], r.precision["target"],
+                r.recall["source"], r.recall["target"], r.f1["source"], r.f1["target"])])
         rows += _evaluator_means(mine, suffix="")
         rows.append([])
     rows += _evaluator_means(results, suffix=" over all machine types, sections, and domains")
     rows.append([])
-    rows.append(["official score", "", str(official_score(results))])
-    rows.append(["official score ci95", "", str(ci95)])
+    rows.append(["official score", "", _cell(official_score(results))])
+    rows.append(["official score ci95", "", _cell(ci95)])
     rows.append([])
     return rows
 
@@ -95,10 +96,10 @@ def _evaluator_means(results: list[SectionMetrics], suffix: str) -> list[list]:
     half = perf.shape[1] // 2
     return [
         ["", "", "AUC", "pAUC", "precision", "recall", "F1 score"],
-        [f"arithmetic mean{suffix}", ""] + [amean(p) for p in perf],
-        [f"harmonic mean{suffix}", ""] + [hmean(p) for p in perf],
-        [f"source harmonic mean{suffix}", ""] + [hmean(p[:half]) for p in perf],
-        [f"target harmonic mean{suffix}", ""] + [hmean(p[half:]) for p in perf],
+        [f"arithmetic mean{suffix}", ""] + [_cell(amean(p)) for p in perf],
+        [f"harmonic mean{suffix}", ""] + [_cell(hmean(p)) for p in perf],
+        [f"source harmonic mean{suffix}", ""] + [_cell(hmean(p[:half])) for p in perf],
+        [f"target harmonic mean{suffix}", ""] + [_cell(hmean(p[half:])) for p in perf],
     ]
 
 

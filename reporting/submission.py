@@ -45,7 +45,18 @@ def file_name(kind: str, machine: str, section: str) -> str:
 
 def write_section_files(out_dir: Path, machine: str, section: str, names: list[str], scores: np.ndarray,
                         decisions: np.ndarray) -> None:
-    """Write the score and decision file of one section, rows in file-name order."""
+    """Write the score and decision file of one section, rows in file-name order.
+
+    Raises:
+        SubmissionError: a score is NaN or infinite (nothing is written).
+    """
+    broken = [i for i, score in enumerate(scores) if not np.isfinite(score)]
+    if broken:
+        first = broken[0]
+        others = f" (and {len(broken) - 1} more clip(s))" if len(broken) > 1 else ""
+        raise SubmissionError(f"{machine} section {section}: the system produced a non-finite score "
+                              f"({float(scores[first])}) for {names[first]}{others}; retrain the model (a diverged "
+                              f"training or a damaged model file gives such scores)")
     order = np.argsort(np.array(names, dtype=object), kind="stable")
     write_csv(out_dir / file_name(SCORE_PREFIX, machine, section), [(names[i], repr(float(scores[i]))) for i in order])
     write_csv(out_dir / file_name(DECISION_PREFIX, machine, section), [(names[i], str(int(decisions[i]))) for i in order])
@@ -85,8 +96,8 @@ def read_value_file(path: Path, expected: set[str] | None = None) -> dict[str, f
         expected: the names the file must hold, exactly (None: no check).
 
     Raises:
-        SubmissionError: the file is missing, has a header or a malformed row, a duplicate, or
-            rows missing / extra with respect to `expected`.
+        SubmissionError: the file is missing, has a header, a malformed row or a non-finite value
+            (nan, inf), a duplicate, or rows missing / extra with respect to `expected`.
     """
     if not path.is_file():
         raise SubmissionError(f"{path} does not exist")
@@ -100,6 +111,9 @@ def read_value_file(path: Path, expected: set[str] | None = None) -> dict[str, f
                 value = float(text)
             except ValueError:
                 raise SubmissionError(f"{path}, line {line_no}: value {text!r} is not a number (no header allowed)") from None
+            if not np.isfinite(value):
+                raise SubmissionError(f"{path}, line {line_no}: value {text!r} is not a finite number; the system "
+                                      f"that wrote this file must be fixed and the clips scored again")
             if name in values:
                 raise SubmissionError(f"{path}, line {line_no}: {name} appears twice")
             values[name] = value

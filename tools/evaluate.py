@@ -17,7 +17,7 @@ from core.atomic import write_csv
 from core.cli import command_parser, parse_command_line
 from core.config import ConfigError
 from core.runtime import setup_logging
-from reporting.evaluation import evaluate_sections, load_truth, pooled_ci95, read_sections
+from reporting.evaluation import evaluate_sections, load_truth, log_score_coverage, pooled_ci95, read_sections
 from reporting.metrics import official_score
 from reporting.result_tables import evaluator_rows
 from reporting.submission import SubmissionError
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", e)
         return 1
     score = official_score(results)
+    log_score_coverage(results, "dcase2022")
     if args.report:
         write_csv(args.report, evaluator_rows(results, pooled_ci95(sections, max_fpr)))
         log.info("report -> %s", args.report)

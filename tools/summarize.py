@@ -21,7 +21,7 @@ import yaml
 from datasets.catalog import year_info
 from datasets.manifest import mode_flag
 from core.atomic import write_csv, write_text
-from reporting.evaluation import evaluate_sections, load_truth, read_sections
+from reporting.evaluation import evaluate_sections, load_truth, log_score_coverage, read_sections
 from reporting.metrics import SectionMetrics
 from reporting.result_tables import markdown_table, summary_rows
 from core.cli import command_parser, parse_command_line
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             sections = read_sections(folder, truths)
             results = evaluate_sections(sections)
+            log_score_coverage(results, "dcase2022", f"{folder.name}: TOTAL score")
             systems[folder.name] = results
             if not args.no_plots:
                 from reporting.plots import plot_machine  # here: matplotlib is slow to import and --no-plots needs none

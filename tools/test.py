@@ -34,7 +34,7 @@ from networks.registry import get_system, resolve_scorer
 from networks.system import ModelFileError, Runtime
 from networks.train_scores import read_train_scores
 from reporting.decision import decide, gamma_threshold
-from reporting.evaluation import GROUND_TRUTH_DIR, evaluate_folder
+from reporting.evaluation import GROUND_TRUTH_DIR, evaluate_folder, log_score_coverage
 from reporting.metrics import official_score, ranking_for_year
 from reporting.result_tables import result_rows
 from reporting.submission import SectionTruth, SubmissionError, write_ground_truth, write_section_files
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             results = evaluate_folder(staging, truths, cfg.metrics.max_fpr)
             ranking = ranking_for_year(cfg.data.year)
             score = official_score(results, ranking)
+            log_score_coverage(results, ranking)
             log.info("Stage %d: metrics: %s -> %s", len(dataset.machines) + 1, staging, out / RESULT_FILE)
             write_csv(staging / RESULT_FILE, result_rows(results, ranking, score))
     except ModelFileError as e:

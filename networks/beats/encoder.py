@@ -88,8 +88,13 @@ class WeightNormConv1d(nn.Module):
         return torch._weight_norm(self.weight_v, self.weight_g, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        """`[batch, channels, time]` -> `[batch, channels, time + 1 - kernel % 2]` (padding kernel // 2)."""
-        return F.conv1d(x, self.effective_weight(), self.bias, padding=self.kernel_size // 2, groups=self.groups)
+        """`[batch, channels, time]` -> `[batch, channels, time + 1 - kernel % 2]` (padding kernel // 2), float32."""
+        # Always float32, also under autocast: on CPUs with AMX/AVX512-BF16, PyTorch 2.11's oneDNN
+        # computes this bfloat16 grouped convolution with a long kernel (128 taps, 16 groups)
+        # wrongly (errors larger than the output). It is ~5 % of the encoder's FLOPs.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return F.conv1d(x.float(), self.effective_weight(), self.bias, padding=self.kernel_size // 2,
+                            groups=self.groups)
 
 
 class MultiheadAttention(nn.Module):

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import csv
+import warnings
 
 import numpy as np
 import pytest
 
 from reporting.evaluation import evaluate_folder, load_truth, pooled_ci95, read_sections
-from reporting.metrics import official_score, section_metrics
-from reporting.result_tables import BASELINE_COLUMNS, evaluator_rows, machine_result_rows, summary_rows
+from reporting.metrics import jackknife_ci95, missing_classes, official_score, score_values, section_metrics
+from reporting.result_tables import BASELINE_COLUMNS, evaluator_rows, machine_result_rows, result_rows, summary_rows
 from reporting.submission import read_ground_truth
 
 TOL = 1e-6
@@ -109,3 +110,51 @@ def test_a_domain_without_clips_gives_empty_cells_not_a_crash():
                         np.array([0, 0, 1, 1]))
     assert np.isnan(m.auc["target"]) and m.auc["source"] == 1.0
     assert machine_result_rows([m])[1][2] == ""
+
+
+def test_missing_classes_name_the_domain_and_the_undefined_values():
+    # source: 2 normals + 2 anomalies; target: normals only
+    anomaly = np.array([0, 0, 1, 1, 0, 0], bool)
+    target = np.array([0, 0, 0, 0, 1, 1], bool)
+    gaps = missing_classes(anomaly, target)
+    assert [str(g) for g in gaps] == [
+        "target domain has no anomalous clips: pAUC (target), AUC over target clips (2021 ranking) undefined"]
+    m = section_metrics("fan", "00", anomaly, target, np.array([0.1, 0.2, 0.8, 0.3, 0.5, 0.9]), np.zeros(6))
+    assert m.auc["target"] == pytest.approx(0.25)  # target normals vs the source anomalies: defined
+    assert np.isnan(m.pauc_domain["target"]) and np.isnan(m.auc_domain["target"])
+
+    no_target_normals = missing_classes(np.array([0, 1, 1, 1], bool), np.array([0, 0, 1, 1], bool))
+    assert [(g.domain, g.missing, g.undefined[0]) for g in no_target_normals] == [("target", "normal", "AUC (target)")]
+    no_target = missing_classes(np.array([0, 1], bool), np.array([0, 0], bool))
+    assert [(g.domain, g.missing) for g in no_target] == [("target", "any")]
+    assert [str(g) for g in missing_classes(np.zeros(4, bool), np.array([0, 0, 1, 1], bool))] == [
+        "section has no anomalous clips: every AUC and pAUC undefined"]
+    assert missing_classes(np.ones(2, bool), np.array([0, 1], bool))[0].missing == "normal"
+    assert missing_classes(np.array([0, 1, 0, 1], bool), np.array([0, 0, 1, 1], bool)) == []
+
+
+def test_the_official_score_averages_the_defined_values_only():
+    complete = section_metrics("fan", "00", np.array([0, 1, 0, 1], bool), np.array([0, 0, 1, 1], bool),
+                               np.array([0.1, 0.9, 0.2, 0.6]), np.zeros(4))
+    no_anomalies = section_metrics("pump", "00", np.zeros(4, bool), np.array([0, 0, 1, 1], bool),
+                                   np.array([0.1, 0.9, 0.2, 0.6]), np.zeros(4))
+    assert all(np.isnan(v) for v in score_values([no_anomalies]))
+    assert np.isnan(official_score([no_anomalies]))
+    assert official_score([complete, no_anomalies]) == official_score([complete]) == pytest.approx(1.0)
+    rows = result_rows([complete, no_anomalies], "dcase2022", official_score([complete, no_anomalies]))
+    pump = rows[rows.index(["pump"]) + 2]
+    assert pump[:6] == ["00", "", "", "", "", ""]  # AUC (source, target), pAUC (all, source, target): empty cells
+    assert result_rows([no_anomalies], "dcase2022", official_score([no_anomalies]))[-2] == ["official score", ""]
+    evaluator = evaluator_rows([no_anomalies], jackknife_ci95(np.zeros(4, bool), np.arange(4.0)))
+    assert evaluator[2][:5] == ["00", "", "", "", ""] and evaluator[-3:-1] == [["official score", "", ""],
+                                                                                ["official score ci95", "", ""]]
+    table = summary_rows({"sys": [complete, no_anomalies]}, ["fan", "pump"])
+    assert table[1] == ["sys", "AUC (source)", 1.0, 1.0, 1.0, ""]
+
+
+def test_the_confidence_interval_of_a_single_anomaly_is_undefined_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's UndefinedMetricWarning would raise here
+        assert np.isnan(jackknife_ci95(np.array([0, 0, 0, 1], bool), np.array([0.1, 0.2, 0.3, 0.4])))
+        assert np.isnan(jackknife_ci95(np.zeros(4, bool), np.arange(4.0), max_fpr=0.1))
+        assert jackknife_ci95(np.array([0, 0, 1, 1], bool), np.array([0.1, 0.3, 0.2, 0.4])) > 0

@@ -70,3 +70,19 @@ def test_gamma_threshold_falls_back_on_degenerate_scores():
     assert gamma_threshold(np.array([2.0, 2.0, 2.0]), 0.9) == 2.0
     with pytest.raises(ValueError, match="must lie in"):
         gamma_threshold(np.array([1.0, 2.0, 3.0]), 1.5)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_score_is_refused_before_anything_is_written(tmp_path, value):
+    names = ["section_00_source_test_normal_0001_a.wav", "section_00_target_test_anomaly_0002_a.wav"]
+    with pytest.raises(SubmissionError, match=rf"^fan section 00: the system produced a non-finite score \({value}\) "
+                                              rf"for section_00_target_test_anomaly_0002_a.wav; retrain"):
+        write_section_files(tmp_path, "fan", "00", names, np.array([0.5, value]), np.array([0, 1]))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "NaN", "infinity"])
+def test_non_finite_values_in_a_file_are_reported_with_file_and_line(tmp_path, text):
+    path = _write(tmp_path, f"a.wav,0.1\nb.wav,{text}\n")
+    with pytest.raises(SubmissionError, match=rf"^{path}, line 2: value '{text}' is not a finite number"):
+        read_value_file(path)

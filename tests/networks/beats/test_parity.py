@@ -196,17 +196,24 @@ def test_training_mode_matches_and_backpropagates(beats_reference_dir, golden):
         assert param.grad.abs().sum() > 0, f"zero gradient for {name}"
 
 
+# Features under bf16 autocast against the float32 golden ones (largest value 5.96): measured 0.028
+# here with five kernel settings (AVX512-BF16; oneDNN limited to AVX512_CORE, AVX2, SSE4.1; ATen's
+# AVX2 kernels), so about 3.5 times that. A bf16 positional convolution gave 0.05 here, 6.9 on AMX.
+AUTOCAST_FEATURE_TOL = 0.1
+
+
 def test_autocast_training_step_runs(beats_reference_dir, golden):
     """Mixed precision (the GPU training path; bf16 autocast also exists on CPU) works with a mask."""
     model = load_beats(beats_reference_dir / "tiny_beats_official_format.pt").train()
     model.cfg.encoder_layerdrop = 0.0
     wave = torch.from_numpy(golden["waveform"])
+    projection_dtypes = []
+    model.encoder.layers[0].fc1.register_forward_hook(lambda _m, _i, out: projection_dtypes.append(out.dtype))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         features, mask = model.extract_features(wave, torch.from_numpy(golden["padding_mask"]))
     features.float().pow(2).mean().backward()
-    assert features.dtype == torch.bfloat16
-    # bf16 keeps ~3 significant digits; this only guards against a broken mixed-precision path.
-    assert max_abs_diff(features.detach().float(), golden["features"]) < 0.2
+    assert projection_dtypes == [torch.bfloat16]  # the linear layers did run in bf16
+    assert max_abs_diff(features.detach().float(), golden["features"]) < AUTOCAST_FEATURE_TOL
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 

@@ -23,9 +23,12 @@ MACHINES = ["SynthFan", "SynthGearbox", "SynthPump", "SynthValve"]
 # Few epochs keep the test short; a smaller batch gives them more steps (the demo machine types
 # have 64 clips of 2 s, 3776 context vectors, where DCASE has 1000 clips of 10 s).
 QUICK = ["--autoencoder.epochs", "30", "--autoencoder.batch_size", "64"]
-# Measured with these settings: official score 0.61 (mse) and 0.67 (mahala); chance is 0.5.
-OFFICIAL_SCORE_FLOOR = 0.58
-SOURCE_AUC_FLOOR = 0.85
+# (official score, mean AUC (source)) floors per scorer. Measured with these settings over run.seed
+# 13711 and 1-5 (2-core AMD EPYC, AVX512-BF16): mse 0.579-0.675 and 0.893-0.935 (0.826 on another
+# CPU), mahala 0.638-0.670 and 0.986-0.997; an untrained network (learning rate 1e-9) gives
+# 0.36 and 0.30 (mse), 0.00 and 0.34 (mahala). mse's official score sits near chance (0.5) because
+# its target-domain AUC is below it on this corpus (see README), so its floor is chance itself.
+FLOORS = {"mse": (0.50, 0.75), "mahala": (0.58, 0.90)}
 
 
 def _paths(tmp: Path) -> list[str]:
@@ -65,8 +68,9 @@ def test_scores_are_well_above_chance_and_the_official_files_are_written(trained
             assert len(rows) == 48 and rows[0].startswith("section_00_")
     score, source_aucs = _result(out)
     print(f"{scorer}: official score {score:.4f}, AUC (source) {source_aucs}")
-    assert score >= OFFICIAL_SCORE_FLOOR
-    assert sum(source_aucs) / len(source_aucs) >= SOURCE_AUC_FLOOR
+    official_floor, source_auc_floor = FLOORS[scorer]
+    assert score >= official_floor
+    assert sum(source_aucs) / len(source_aucs) >= source_auc_floor
     for machine in MACHINES:
         config = (tmp / "models" / "dev_data" / "autoencoder" / machine / "config.yaml").read_text()
         assert "encoder_dims:" in config and "batch_size: 64" in config

@@ -26,8 +26,11 @@ TINY = ["--system", "beats", "--beats.checkpoint", "none", "--beats.preset", "ti
         "--beats.threads", "1", "--data.workers", "1"]
 QUALITY_EPOCHS = "6"
 SMALL_EPOCHS = "3"  # the DDP and resume comparisons only need a few steps
-# Measured with these settings: official score 0.594 (dcase2022 ranking; chance is 0.5).
-OFFICIAL_SCORE_FLOOR = 0.54
+# Official score (dcase2022 ranking; chance is 0.5) measured with these settings over run.seed 13711
+# and 1-12 (2-core AMD EPYC): 0.566-0.627, mean 0.591, standard deviation 0.019; the last epoch's
+# accuracy 0.915-0.981 (12 classes). The tiny model from random weights has little to build on
+# (12 epochs raise it by only ~0.02), so the floor sits 2.4 standard deviations below the lowest value.
+OFFICIAL_SCORE_FLOOR = 0.52
 
 
 def _train_scores(model_dir: Path) -> tuple[list[str], np.ndarray]:

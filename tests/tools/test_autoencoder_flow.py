@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, run_script
+from tests.conftest import REPO_ROOT, run_dirs, run_script
 from tools import test as test_driver
 from tools import train as train_driver
 
@@ -31,16 +31,11 @@ QUICK = ["--autoencoder.epochs", "30", "--autoencoder.batch_size", "64"]
 FLOORS = {"mse": (0.50, 0.75), "mahala": (0.58, 0.90)}
 
 
-def _paths(tmp: Path) -> list[str]:
-    return ["--run.model_dir", str(tmp / "models"), "--run.result_dir", str(tmp / "results"),
-            "--data.cache_dir", str(tmp / "cache")]
-
-
 @pytest.fixture(scope="module")
 def trained(demo_corpus, tmp_path_factory) -> tuple[Path, list[str]]:
     """The demo corpus trained once by the training driver (what ./01_train.sh runs)."""
     tmp = tmp_path_factory.mktemp("ae_flow")
-    args = ["-d", "--system", "autoencoder", "--data-root", str(demo_corpus)] + _paths(tmp)
+    args = ["-d", "--system", "autoencoder", "--data-root", str(demo_corpus)] + run_dirs(tmp)
     assert train_driver.main(args + QUICK) == 0
     return tmp, args
 
@@ -78,7 +73,7 @@ def test_scores_are_well_above_chance_and_the_official_files_are_written(trained
 
 def test_a_killed_training_resumes_from_its_last_epoch_and_finishes(demo_corpus, tmp_path):
     args = ["./01_train.sh", "-d", "--system", "autoencoder", "--data-root", str(demo_corpus), "--machines",
-            "SynthFan", "--autoencoder.epochs", "20"] + _paths(tmp_path)
+            "SynthFan", "--autoencoder.epochs", "20"] + run_dirs(tmp_path)
     log_file = tmp_path / "models" / "dev_data" / "autoencoder" / "train.log"
     model_dir = tmp_path / "models" / "dev_data" / "autoencoder" / "SynthFan"
     env = {**os.environ, "PYTHON": sys.executable}
@@ -111,7 +106,7 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_finishes(demo_corpus,
 
 def test_scoring_without_a_trained_model_names_the_training_command(demo_corpus, tmp_path):
     done = run_script(["./02_test.sh", "-d", "--system", "autoencoder", "--data-root", str(demo_corpus), "--score",
-                       "mahala"] + _paths(tmp_path))
+                       "mahala"] + run_dirs(tmp_path))
     assert done.returncode == 1
     assert "./01_train.sh -d --system autoencoder" in done.stderr
 

@@ -68,7 +68,7 @@ class SectionKnn(SectionBanks):
     def _prepare(self, embeddings: np.ndarray) -> np.ndarray:
         return _normalise(embeddings)
 
-    def _fit_bank(self, members: np.ndarray, everything: np.ndarray) -> np.ndarray:
+    def _fit_bank(self, key: tuple[str, str, str], members: np.ndarray, everything: np.ndarray) -> np.ndarray:
         return members
 
     def _bank_stats(self, key: tuple[str, str, str], own: np.ndarray) -> tuple[float, float, int]:

@@ -54,8 +54,8 @@ class SectionBanks(ABC):
         """Embeddings `[n, dim]` as the scorer compares them (e.g. unit length), float64."""
 
     @abstractmethod
-    def _fit_bank(self, members: np.ndarray, everything: np.ndarray) -> object:
-        """A bank's summary from its members `[m, dim]` (`everything`: all training embeddings, for fallbacks)."""
+    def _fit_bank(self, key: BankKey, members: np.ndarray, everything: np.ndarray) -> object:
+        """The summary of bank `key` from its members `[m, dim]` (`everything`: all training embeddings, for fallbacks)."""
 
     @abstractmethod
     def _distances(self, queries: np.ndarray, key: BankKey, leave_out: bool) -> np.ndarray:
@@ -76,7 +76,7 @@ class SectionBanks(ABC):
         """Build the banks from training embeddings `[clips, dim]`; sets `train_scores_` (leave-one-out)."""
         x = self._prepare(embeddings)
         members = group_indices(zip(machines, sections, domains))
-        self.banks_ = {key: self._fit_bank(x[idx], x) for key, idx in members.items()}
+        self.banks_ = {key: self._fit_bank(key, x[idx], x) for key, idx in members.items()}
         self.stats_ = {key: self._bank_stats(key, self._distances(x[idx], key, leave_out=True))
                        for key, idx in members.items()}
         scores = np.full(len(x), np.inf)

@@ -18,7 +18,6 @@ Scorers (higher = more anomalous):
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -34,7 +33,8 @@ from datasets.frames import FrameBank, too_short
 from datasets.manifest import Clip
 from networks.autoencoder import DenseAutoencoder
 from networks.mahalanobis import ResidualMoments, SelectiveMahalanobis
-from networks.system import RunContext, System, load_model_state, resume_state, training_stamp
+from networks.system import (RunContext, System, load_model_state, resume_state, trained_feature_configs,
+                             training_stamp)
 from tools.atomic import torch_save
 from tools.config import AutoencoderConfig, DataConfig, FeatureConfig
 from tools.runtime import autocast, distributed_rank_and_size, limit_threads
@@ -62,14 +62,7 @@ class AutoencoderSystem(System):
 
     def _feature_configs(self) -> tuple[DataConfig, FeatureConfig]:
         """The feature settings the model was trained with; data paths and workers from this run."""
-        trained = self.config_
-        data = dataclasses.replace(self.ctx.cfg.data, sample_rate=trained["data"]["sample_rate"],
-                                   channel=trained["data"]["channel"])
-        feature = FeatureConfig(**trained["feature"])
-        if feature != self.ctx.cfg.feature or data != self.ctx.cfg.data:
-            log.warning("this model was trained with other feature settings than the current configuration; "
-                        "scoring uses the model's own: %s", trained["feature"])
-        return data, feature
+        return trained_feature_configs(self.config_, self.ctx)
 
     def _frame_bank(self, clips: list[Clip], training: bool) -> tuple[list[Clip], FrameBank]:
         data_cfg, feature_cfg = self._feature_configs()

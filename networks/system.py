@@ -8,6 +8,7 @@ that were used and their scores per scorer, from which the decision thresholds a
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from datasets.manifest import Clip, mode_flag
-from tools.config import Config, fingerprint
+from tools.config import Config, DataConfig, FeatureConfig, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,18 @@ def resume_state(checkpoint: Path, stamp: str, epochs: int, map_location: torch.
         return None
     log.info("resuming from checkpoint %s at epoch %d/%d", checkpoint, state["epoch"], epochs)
     return state
+
+
+def trained_feature_configs(trained: dict, ctx: "RunContext") -> tuple[DataConfig, FeatureConfig]:
+    """The feature settings a model was trained with (`trained`: its saved configuration), with the
+    data paths and workers of this run; a difference from the current configuration is logged."""
+    data = dataclasses.replace(ctx.cfg.data, sample_rate=trained["data"]["sample_rate"],
+                               channel=trained["data"]["channel"])
+    feature = FeatureConfig(**trained["feature"])
+    if feature != ctx.cfg.feature or data != ctx.cfg.data:
+        log.warning("this model was trained with other feature settings than the current configuration; "
+                    "scoring uses the model's own: %s", trained["feature"])
+    return data, feature
 
 
 @dataclass(frozen=True)

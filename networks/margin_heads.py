@@ -70,7 +70,10 @@ class CosineHead(nn.Module):
 
     def cosine(self, embeddings: Tensor) -> Tensor:
         """`[batch, dim]` -> `[batch, classes * per_class]` cosine similarities (float32)."""
-        return F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.centres.float(), dim=1))
+        # Outside autocast: in bf16 a cosine near 1 has steps of 0.004, which the scale (10-30)
+        # turns into logit errors of ~0.1, and ArcFace's margin is computed from it.
+        with torch.autocast(embeddings.device.type, enabled=False):
+            return F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.centres.float(), dim=1))
 
 
 class ArcFace(CosineHead):

@@ -186,7 +186,10 @@ class SectionGaussians(SectionBanks):
             torch.from_numpy(everything)).covariance()
         values, vectors = torch.linalg.eigh(covariance)
         dim = len(values)
-        return {"mean": moments.mean_.numpy(), "values": values.clamp_min(0).numpy(), "vectors": vectors.numpy(),
+        # C order (eigh returns columns-major vectors): a stored and reloaded bank then multiplies the
+        # same memory layout, and gives bit-identical distances
+        return {"mean": moments.mean_.numpy(), "values": values.clamp_min(0).numpy(),
+                "vectors": np.ascontiguousarray(vectors.numpy()),
                 # floored: identical training embeddings have no variance at all
                 "loading": max(float(self.ridge * torch.trace(covariance) / dim), np.finfo(np.float64).tiny),
                 "n": int(moments.n_), "own": bool(own)}

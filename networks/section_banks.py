@@ -72,7 +72,7 @@ class SectionBanks(ABC):
         return float(finite.mean()), float(max(finite.std(), STD_FLOOR))
 
     def fit(self, embeddings: np.ndarray, machines: list[str], sections: list[str],
-            domains: list[str]) -> "SectionBanks":
+            domains: list[str]) -> SectionBanks:
         """Build the banks from training embeddings `[clips, dim]`; sets `train_scores_` (leave-one-out)."""
         x = self._prepare(embeddings)
         members = group_indices(zip(machines, sections, domains))

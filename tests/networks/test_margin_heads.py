@@ -108,7 +108,7 @@ def test_class_weights_of_mixed_clips_give_the_mixed_loss(name):
     by_index, _ = head(x, a)
     by_weight, _ = twin(x, one_hot)  # the same targets as weights: the same loss and the same adapted scale
     assert torch.allclose(by_weight, by_index, atol=1e-6)
-    assert float(getattr(twin, "scale")) == pytest.approx(float(getattr(head, "scale")))
+    assert float(twin.scale) == pytest.approx(float(head.scale))
     head.eval()  # a fixed scale: the mixed loss is exactly the weighted sum for plain softmax heads
     mixed, _ = head(x, 0.7 * one_hot + 0.3 * F.one_hot(b, 3).float())
     if name != "arcface":

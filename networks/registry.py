@@ -12,6 +12,7 @@ SYSTEMS: dict[str, str] = {
     "autoencoder": "networks.autoencoder_system:AutoencoderSystem",
     "classical": "networks.classical:ClassicalSystem",
     "beats": "networks.beats_system:BeatsSystem",
+    "auxiliary": "networks.auxiliary.system:AuxiliarySystem",
 }
 
 

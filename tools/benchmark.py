@@ -15,6 +15,7 @@ BENCHMARKS = {
     "autoencoder": "tools.benchmark_autoencoder",
     "beats": "tools.benchmark_beats",
     "beats_training": "tools.benchmark_beats_training",
+    "auxiliary": "tools.benchmark_auxiliary",
 }
 
 

@@ -142,6 +142,33 @@ class BeatsConfig:
 
 
 @dataclass
+class AuxiliaryConfig:
+    branches: list[str]  # logmel | spectrum: the inputs, each through its own CNN branch
+    spectrum_bins: int  # bands of the whole clip's log spectrum (spectrum branch)
+    channels: list[int]  # widths of the residual stages; each stage after the first halves the resolution
+    blocks: int  # residual blocks per stage
+    pooling: str  # mean | attentive: time pooling of the log-mel branch
+    attention_dim: int  # hidden width of the attentive pooling
+    embedding_dim: int  # width of each branch's output; the embedding concatenates the branches
+    head: str  # adacos | arcface | subcluster_adacos
+    subclusters: int  # subcluster_adacos: centres per class
+    margin: float  # arcface: additive angular margin (radians)
+    scale: float  # arcface: logit scale (the AdaCos heads adapt theirs)
+    mixup_alpha: float  # mixup of two clips with a Beta(alpha, alpha) weight; 0 = off
+    mask_fraction: float  # SpecAugment: one time and one mel mask of up to this fraction per clip; 0 = off
+    train_frames: int  # log-mel frames of the random crop trained on; 0 = the shortest training clip
+    epochs: int
+    batch_size: int
+    lr: float  # AdamW, cosine decay to zero over all epochs
+    weight_decay: float
+    amp: bool  # bf16 autocast on GPUs that have it; the CPU runs float32
+    ensemble: int  # networks trained with seeds seed, seed + 1, ...; their standardised scores are averaged
+    knn_k: int  # knn scorer: neighbours averaged
+    mahala_ridge: float  # mahala scorer: covariance loading relative to the mean variance of a bank
+    threads: int  # CPU threads for torch; 0 = PyTorch's default (all cores)
+
+
+@dataclass
 class Config:
     run: RunConfig
     data: DataConfig
@@ -152,6 +179,7 @@ class Config:
     classical: ClassicalConfig
     autoencoder: AutoencoderConfig
     beats: BeatsConfig
+    auxiliary: AuxiliaryConfig
     download: DownloadConfig
 
     def to_dict(self) -> dict:

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             clips = [c for m in machines for c in dataset.clips(m, "train")]
             system = system_cls(ctx).fit(clips, out)
-        except (DatasetError, AudioError) as e:
+        except (DatasetError, AudioError, ConfigError) as e:
             log.error("%s: training failed: %s", group, e)
             failed.append(group)
             continue

@@ -10,7 +10,7 @@ corpus=data/demo
 common=(--data-root "${corpus}" --run.model_dir models/demo --run.result_dir results/demo)
 # BEATs without the (hand-downloaded) pre-trained checkpoint: the tiny architecture from random
 # weights, sized for 2 s clips on a CPU. With the real checkpoint, see the README.
-beats_tiny=(--beats.checkpoint none --beats.preset tiny --beats.clip_seconds 2.0 --beats.mode finetune
+beats_tiny=(--beats.checkpoint none --beats.preset tiny --beats.clip_seconds 2.0 --beats.tuning finetune
             --beats.encoder_lr 1.0e-3 --beats.smote_per_class 0 --beats.epochs 6 --beats.threads 1)
 
 echo "Stage 0: demo corpus: -> ${corpus}"

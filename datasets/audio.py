@@ -5,6 +5,8 @@ Reads audio with soundfile (libsndfile); writes nothing.
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,16 @@ import soundfile as sf
 
 log = logging.getLogger(__name__)
 
+# libsndfile reads a WAV cut short (an interrupted copy or download) without an error, as far as
+# it goes; only its header log tells, e.g. "data : 32000 (should be 22000)".
+_SHORT_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_LENGTH = 0xFFFFFFFF  # what a writer streaming to a pipe leaves in the header: not a truncation
+NAMED_ODD_CLIPS = 10  # how many clips with an odd channel count one warning names
+
 
 class AudioError(RuntimeError):
-    """A clip that cannot be used: undecodable, wrong sample rate or unexpected channels."""
+    """A clip that cannot be used: undecodable, wrong sample rate, unexpected channels or
+    non-finite samples."""
 
 
 def usable_indices(n_clips: int, problems: dict[int, str], on_bad_file: str, allow_skip: bool) -> list[int]:
@@ -49,13 +58,15 @@ def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels:
         expected_channels: the channel count the dataset promises, or None to accept any.
 
     Returns:
-        [samples] float32 in [-1, 1].
+        [samples] float32 in [-1, 1]. A file shorter than its header says, or all zeros, is
+        returned with a warning naming it.
 
     Raises:
         AudioError: naming the file and what is wrong with it.
     """
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            data, rate, header_log = f.read(dtype="float32", always_2d=True), f.samplerate, f.extra_info
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise AudioError(f"{path}: cannot be decoded as audio ({e})") from None
     if rate != sample_rate:
@@ -67,4 +78,44 @@ def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels:
         raise AudioError(f"{path}: has {n_channels} channel(s), so data.channel={channel} does not exist")
     if data.shape[0] == 0:
         raise AudioError(f"{path}: holds no samples")
-    return np.ascontiguousarray(data[:, channel])
+    wave = np.ascontiguousarray(data[:, channel])
+    # Float WAVs can store NaN and Inf; one such sample turns every feature, loss and score it
+    # touches into NaN, which nothing downstream reports.
+    non_finite = np.count_nonzero(~np.isfinite(wave))
+    if non_finite:
+        raise AudioError(f"{path}: {non_finite} of its {len(wave)} samples are not finite (NaN or Inf)")
+    short = _SHORT_DATA_CHUNK.search(header_log)
+    if short and int(short[2]) < int(short[1]) != _UNKNOWN_LENGTH:
+        log.warning("%s: truncated: its header promises %s bytes of audio, the file holds %s; only its first "
+                    "%.2f s are used", path, short[1], short[2], len(wave) / rate)
+    if not wave.any():
+        log.warning("%s: every sample is 0 (digital silence): check the recording", path)
+    return wave
+
+
+def warn_mixed_channels(group: str, paths: list[Path]) -> None:
+    """Warn, in one line naming them, about the clips whose channel count differs from most of `paths`'.
+
+    For a dataset that promises no channel count (your own recordings), where `read_clip` takes
+    `data.channel` of any clip: a stereo clip among mono ones is most likely a mistake. Reads the
+    WAV headers only; a file that cannot be opened is left for `read_clip` to name.
+
+    Args:
+        group: what the clips are, for the message (a machine type).
+        paths: the WAV files.
+    """
+    channels = {}
+    for path in paths:
+        try:
+            channels[path] = sf.info(str(path)).channels
+        except (sf.LibsndfileError, RuntimeError, ValueError):
+            continue
+    counts = Counter(channels.values())
+    if len(counts) < 2:
+        return
+    usual = counts.most_common(1)[0][0]
+    odd = sorted(path for path, n in channels.items() if n != usual)
+    named = ", ".join(f"{path} ({channels[path]} ch)" for path in odd[:NAMED_ODD_CLIPS])
+    more = f" and {len(odd) - NAMED_ODD_CLIPS} more" if len(odd) > NAMED_ODD_CLIPS else ""
+    log.warning("%s: mixed channel counts, most clips have %d but %d of %d do not (data.channel of each is used): "
+                "%s%s", group, usual, len(odd), len(channels), named, more)

@@ -18,8 +18,8 @@ import torch
 
 from datasets.audio import AudioError, read_clip, usable_indices
 from datasets.manifest import Clip
-from networks.beats import padding_mask_from_lengths
-from tools.config import DataConfig
+from datasets.fbank import padding_mask_from_lengths
+from core.config import DataConfig
 
 log = logging.getLogger(__name__)
 

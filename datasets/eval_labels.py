@@ -21,7 +21,7 @@ from pathlib import Path
 
 from datasets.filenames import UnrecognisedFileName, parse_file_name
 from datasets.manifest import EVAL_LABELS_FILE, read_eval_labels, split_dirs, wav_files
-from tools.atomic import write_csv
+from core.atomic import write_csv
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from tools.config import FeatureConfig
+from core.config import FeatureConfig
 
 # Bump when an extractor changes, so cached features of the old one are never reused.
 EXTRACTOR_VERSION = 1

@@ -2,8 +2,8 @@
 
 Reads the folder layout `<raw>/<machine>/{train,test}/*.wav` (2021 development test clips live in
 `source_test/` and `target_test/`), the attribute tables `<machine>/attributes_<ss>.csv`, and the
-evaluation label map `<machine>/eval_labels.csv` written when evaluation clips are labelled.
-Writes nothing.
+evaluation label map `<machine>/eval_labels.csv` written when evaluation clips are labelled,
+and, for your own recordings, the WAV headers (channel counts). Writes nothing.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from datasets.audio import warn_mixed_channels
 from datasets.catalog import year_info
 from datasets.filenames import NameFields, UnrecognisedFileName, parse_file_name
 
@@ -79,10 +80,16 @@ def official_raw_dir(root: str | Path, year: int, mode: str) -> Path:
 
 def open_dataset(root: str | Path, year: int, mode: str, machines: list[str]) -> Dataset:
     """The dataset of a run: the raw folder under `root`, the machine types to use, and, for the
-    official DCASE layout, the channel count the catalogue promises for `year`."""
+    official DCASE layout, the channel count the catalogue promises for `year`; in any other layout
+    a machine type whose clips have mixed channel counts is warned about."""
     raw_dir = find_raw_dir(root, year, mode)
     official = raw_dir == official_raw_dir(root, year, mode)
-    return Dataset(raw_dir, select_machines(raw_dir, machines), year_info(year).channels if official else None)
+    dataset = Dataset(raw_dir, select_machines(raw_dir, machines), year_info(year).channels if official else None)
+    if dataset.expected_channels is None:
+        for machine in dataset.machines:
+            folders = [d for split in SPLIT_FOLDERS for d in split_dirs(raw_dir / machine, split)]
+            warn_mixed_channels(machine, wav_files(folders))
+    return dataset
 
 
 def find_raw_dir(root: str | Path, year: int, mode: str) -> Path:

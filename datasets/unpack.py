@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from datasets.catalog import ARCHIVE_SPLITS
 from datasets.filenames import UnrecognisedFileName, parse_file_name
 from datasets.manifest import SPLIT_FOLDERS, split_dirs, wav_files
-from tools.atomic import write_csv, write_text
+from core.atomic import write_csv, write_text
 
 log = logging.getLogger(__name__)
 

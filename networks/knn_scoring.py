@@ -84,7 +84,7 @@ class SectionKnn(SectionBanks):
                 "train_scores": self.train_scores_}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "SectionKnn":
+    def from_state_dict(cls, state: dict) -> SectionKnn:
         knn = cls(int(state["k"]))
         knn.banks_ = {tuple(key.split("/")): np.asarray(bank) for key, bank in state["banks"].items()}
         knn.stats_ = {tuple(key.split("/")): (float(v[0]), float(v[1]), int(v[2])) for key, v in state["stats"].items()}

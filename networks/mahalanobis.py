@@ -50,7 +50,7 @@ class ResidualMoments:
         self.mean_ = torch.zeros(dim, dtype=torch.float64)
         self.scatter_ = torch.zeros((dim, dim), dtype=torch.float64)
 
-    def update(self, x: torch.Tensor) -> "ResidualMoments":
+    def update(self, x: torch.Tensor) -> ResidualMoments:
         """Add a batch of vectors, [n, dim] (any float dtype and device)."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"expected [n, {self.dim}] vectors, got {tuple(x.shape)}")
@@ -99,7 +99,7 @@ class SelectiveMahalanobis:
     def __init__(self, ridge: float = 0.0) -> None:
         self.ridge = ridge
 
-    def fit(self, moments: dict[str, ResidualMoments]) -> "SelectiveMahalanobis":
+    def fit(self, moments: dict[str, ResidualMoments]) -> SelectiveMahalanobis:
         """Fit one covariance per domain; a domain with fewer than two vectors (e.g. no target
         training clips) borrows the source covariance, as the official baseline does."""
         if "source" not in moments or moments["source"].n_ < 2:
@@ -142,7 +142,7 @@ class SelectiveMahalanobis:
                 "precisions": self.precisions_, "counts": self.counts_}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "SelectiveMahalanobis":
+    def from_state_dict(cls, state: dict) -> SelectiveMahalanobis:
         scorer = cls(state["ridge"])
         scorer.domains_ = tuple(state["domains"])
         scorer.covariances_ = state["covariances"]
@@ -217,7 +217,7 @@ class SectionGaussians(SectionBanks):
                 "train_scores": self.train_scores_}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "SectionGaussians":
+    def from_state_dict(cls, state: dict) -> SectionGaussians:
         scorer = cls(float(state["ridge"]))
         scorer.banks_ = {tuple(key.split("/")): {name: np.asarray(value) if name in ("mean", "values", "vectors") else value
                                                  for name, value in bank.items()}

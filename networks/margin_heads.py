@@ -21,14 +21,14 @@ batch (gathered from every process), so it does not depend on the number of proc
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tools.runtime import distributed_rank_and_size
+from core.runtime import distributed_rank_and_size
 
 MIN_SCALE = 1.0  # ln(C - 1) is 0 for two classes; the scale must stay positive
 
@@ -70,9 +70,9 @@ class CosineHead(nn.Module):
 
     def cosine(self, embeddings: Tensor) -> Tensor:
         """`[batch, dim]` -> `[batch, classes * per_class]` cosine similarities (float32)."""
-        # Outside autocast: in bf16 a cosine near 1 has steps of 0.004, which the scale (10-30)
-        # turns into logit errors of ~0.1, and ArcFace's margin is computed from it.
-        with torch.autocast(embeddings.device.type, enabled=False):
+        # Float32 also under autocast (a tiny GEMM): near cos = 1 a bfloat16 cosine is off by ~2**-9,
+        # which ArcFace's sin = sqrt(1 - cos^2) and the scale (~30) magnify in the logits.
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
             return F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.centres.float(), dim=1))
 
 
@@ -84,7 +84,7 @@ class ArcFace(CosineHead):
         self.margin = margin
         self.scale = scale
 
-    def forward(self, embeddings: Tensor, labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], Tensor]:
+    def forward(self, embeddings: Tensor, labels: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
         """Returns (per-clip loss `[batch]` or None without labels, class logits `[batch, classes]`)."""
         cos = self.cosine(embeddings)
         logits = self.scale * cos
@@ -125,7 +125,7 @@ class AdaCos(CosineHead):
         if torch.isfinite(new):
             self.scale.copy_(new.clamp(min=MIN_SCALE))
 
-    def forward(self, embeddings: Tensor, labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], Tensor]:
+    def forward(self, embeddings: Tensor, labels: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
         """Returns (per-clip loss `[batch]` or None without labels, class logits `[batch, classes]`)."""
         cos = self.cosine(embeddings)
         if labels is not None and self.training:

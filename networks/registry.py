@@ -9,9 +9,9 @@ import importlib
 from networks.system import System
 
 SYSTEMS: dict[str, str] = {
-    "autoencoder": "networks.autoencoder_system:AutoencoderSystem",
-    "classical": "networks.classical:ClassicalSystem",
-    "beats": "networks.beats_system:BeatsSystem",
+    "autoencoder": "networks.autoencoder.system:AutoencoderSystem",
+    "classical": "networks.classical.system:ClassicalSystem",
+    "beats": "networks.beats.system:BeatsSystem",
     "auxiliary": "networks.auxiliary.system:AuxiliarySystem",
 }
 

@@ -1,15 +1,19 @@
 """The interface every anomaly-detection system implements, so the shell scripts, the submission
 files and the metrics never need to know which system runs.
 
-A system is trained on normal clips (`fit`), scores clips (`score`, higher = more anomalous) with
-one of its named scorers, and round-trips through `save`/`load`. Learned state lives in
-attributes ending in `_`; after `fit`, `train_clips_` and `train_scores_` hold the training clips
-that were used and their scores per scorer, from which the decision thresholds are fitted.
+A system is shaped like a scikit-learn estimator: `__init__` only stores its parameters (its own
+typed configuration section, the feature settings, the audio input and the seed); `fit` learns from
+normal clips; `score` returns one anomaly score per clip (higher = more anomalous) with one of its
+named scorers; `save`/`load` round-trip the learned state (attributes ending in `_`) together with
+the parameters, so that scoring can refuse a model trained with other settings
+(`settings_differences`). Where and how it runs (device, feature cache, workers, the broken-file
+policy) is a `Runtime` passed to `fit` and `score`, never stored with the model.
 """
 from __future__ import annotations
 
 import dataclasses
-import logging
+import pickle
+import zipfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,108 +22,94 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from datasets.manifest import Clip, mode_flag
-from tools.config import Config, DataConfig, FeatureConfig, fingerprint
-
-log = logging.getLogger(__name__)
+from core.config import Config, DataConfig, FeatureConfig
+from datasets.manifest import Clip
 
 
 class ModelFileError(RuntimeError):
-    """A stored model that is missing or was written by another version; the message says how to retrain."""
-
-
-def load_model_state(path: Path, format_version: int, ctx: "RunContext") -> dict:
-    """A system's stored state (`torch.save` of a dict with a `format` entry), checked.
-
-    Raises:
-        ModelFileError: the file is missing, or its format is not `format_version`; the message
-            names the training command that rebuilds it.
-    """
-    retrain = f"./01_train.sh {mode_flag(ctx.cfg.run.mode)} --system {ctx.cfg.run.system} --force"
-    if not path.is_file():
-        raise ModelFileError(f"no model file {path}: run {retrain}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("format") != format_version:
-        raise ModelFileError(f"{path} was written by another version of this system (format {state.get('format')}, "
-                             f"expected {format_version}): retrain with {retrain}")
-    return state
-
-
-def training_stamp(config: dict, section: str, incidental: tuple[str, ...], clips: list[Clip], **extra) -> str:
-    """Fingerprint of everything that shapes a training trajectory, to tell whether a checkpoint
-    belongs to this run: the system's config `section` without its `incidental` keys (e.g. the
-    number of epochs, so a rerun with more epochs continues), the audio input, the seed, the
-    training clips, and `extra` (format versions, feature settings)."""
-    return fingerprint({
-        section: {k: v for k, v in config[section].items() if k not in incidental},
-        "sample_rate": config["data"]["sample_rate"],
-        "channel": config["data"]["channel"],
-        "seed": config["run"]["seed"],
-        "clips": [f"{c.machine}/{c.split}/{c.name}" for c in clips],
-        **extra,
-    })
-
-
-def resume_state(checkpoint: Path, stamp: str, epochs: int, map_location: torch.device | str) -> dict | None:
-    """The state in `checkpoint` if this training run (`stamp`, `epochs`) should continue from it.
-
-    None, with a log line saying why, when there is no file, it cannot be read, it comes from
-    another configuration or other clips, or it is past the `epochs` asked for.
-    """
-    if not checkpoint.is_file():
-        return None
-    try:
-        state = torch.load(checkpoint, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        log.warning("checkpoint %s cannot be read (%s): training from the start", checkpoint, e)
-        return None
-    if state.get("fingerprint") != stamp:
-        log.info("checkpoint %s is from another configuration or other clips: training from the start", checkpoint)
-        return None
-    if state["epoch"] > epochs:
-        log.info("checkpoint %s is at epoch %d, beyond the %d asked for: training from the start",
-                 checkpoint, state["epoch"], epochs)
-        return None
-    log.info("resuming from checkpoint %s at epoch %d/%d", checkpoint, state["epoch"], epochs)
-    return state
-
-
-def trained_feature_configs(trained: dict, ctx: "RunContext") -> tuple[DataConfig, FeatureConfig]:
-    """The feature settings a model was trained with (`trained`: its saved configuration), with the
-    data paths and workers of this run; a difference from the current configuration is logged."""
-    data = dataclasses.replace(ctx.cfg.data, sample_rate=trained["data"]["sample_rate"],
-                               channel=trained["data"]["channel"])
-    feature = FeatureConfig(**trained["feature"])
-    if feature != ctx.cfg.feature or data != ctx.cfg.data:
-        log.warning("this model was trained with other feature settings than the current configuration; "
-                    "scoring uses the model's own: %s", trained["feature"])
-    return data, feature
+    """A stored model that is missing, damaged or written by another version; the message names the file."""
 
 
 @dataclass(frozen=True)
-class RunContext:
-    """What a system needs besides its configuration section."""
+class AudioInput:
+    """How a clip becomes the model's input signal: these shape a model, so they are its parameters."""
 
-    cfg: Config
+    sample_rate: int
+    channel: int
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a system runs: passed to `fit` and `score`, never saved with a model."""
+
     device: torch.device
+    data: DataConfig  # feature cache, workers, on_bad_file; its sample rate and channel equal the model's
     expected_channels: int | None  # channel count the dataset promises; None accepts any
 
 
 class System(ABC):
     """A trainable anomaly detector."""
 
+    # Its configuration section in baseline.yaml, e.g. "autoencoder", and that section's dataclass.
+    section: ClassVar[str]
     # "machine": one model per machine type; "dataset": one model for all machine types.
     scope: ClassVar[str] = "machine"
     # Names of the scoring methods; the first is the default.
     scorers: ClassVar[tuple[str, ...]]
+    # Keys of its section that may differ between training and scoring (thread counts, a k-NN
+    # `k` that the stored banks serve for any value, ...): everything else shapes the model.
+    test_time_keys: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
+    def __init__(self, settings, feature: FeatureConfig, audio: AudioInput, seed: int) -> None:
+        self.settings = settings
+        self.feature = feature
+        self.audio = audio
+        self.seed = seed
         self.train_clips_: list[Clip] = []
         self.train_scores_: dict[str, np.ndarray] = {}
 
+    @classmethod
+    def from_config(cls, cfg: Config) -> "System":
+        """A fresh system with the parameters of `cfg`."""
+        return cls(getattr(cfg, cls.section), cfg.feature, AudioInput(cfg.data.sample_rate, cfg.data.channel), cfg.run.seed)
+
+    def get_params(self) -> dict:
+        """The parameters as configuration sections (`{"feature": {...}, "data": {"sample_rate": ...}, ...}`)."""
+        return {
+            self.section: dataclasses.asdict(self.settings),
+            "feature": dataclasses.asdict(self.feature),
+            "data": dataclasses.asdict(self.audio),
+            "run": {"seed": self.seed},
+        }
+
+    @classmethod
+    def from_params(cls, params: dict, settings_class: type) -> "System":
+        """The system `get_params` described (as read back from a model file)."""
+        return cls(settings_class(**params[cls.section]), FeatureConfig(**params["feature"]), AudioInput(**params["data"]),
+                   params["run"]["seed"])
+
+    def settings_differences(self, cfg: Config) -> list[str]:
+        """`section.key (trained X, now Y)` for every parameter that `cfg` sets otherwise, except the
+        test-time keys: a model scores only the inputs it was trained on."""
+        current = cfg.to_dict()
+        differences = []
+        for section, values in self.get_params().items():
+            for key, trained in values.items():
+                if section == self.section and key in self.test_time_keys:
+                    continue
+                now = current[section][key]
+                if now != trained:
+                    differences.append(f"{section}.{key} (trained {trained!r}, now {now!r})")
+        return differences
+
+    def with_test_time_settings(self, cfg: Config) -> "System":
+        """This system with the test-time keys of `cfg` (e.g. another k for the k-NN scorer)."""
+        current = getattr(cfg, self.section)
+        self.settings = dataclasses.replace(self.settings, **{k: getattr(current, k) for k in self.test_time_keys})
+        return self
+
     @abstractmethod
-    def fit(self, clips: list[Clip], workdir: Path) -> "System":
+    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> "System":
         """Train on normal clips. `workdir` is the model folder: checkpoints for resuming go there.
 
         Sets `train_clips_` (the clips used; broken ones may have been skipped) and
@@ -128,14 +118,38 @@ class System(ABC):
         """
 
     @abstractmethod
-    def score(self, clips: list[Clip], scorer: str) -> np.ndarray:
+    def score(self, clips: list[Clip], scorer: str, runtime: Runtime) -> np.ndarray:
         """[len(clips)] anomaly scores, higher = more anomalous."""
 
     @abstractmethod
     def save(self, model_dir: Path) -> None:
-        """Store everything `load` needs in `model_dir`."""
+        """Store everything `load` needs in `model_dir`, the parameters included."""
 
     @classmethod
     @abstractmethod
-    def load(cls, model_dir: Path, ctx: RunContext) -> "System":
-        """Restore a system stored by `save`."""
+    def load(cls, model_dir: Path) -> "System":
+        """Restore a system stored by `save`.
+
+        Raises:
+            ModelFileError: a file is missing, damaged or from another version.
+        """
+
+
+def load_model_state(path: Path, format_version: int) -> dict:
+    """A system's stored state (`torch.save` of a dict with a `format` entry), checked.
+
+    Raises:
+        ModelFileError: the file is missing, cannot be read (truncated, not a model file), or its
+            format is not `format_version`; the message names the file and the reason.
+    """
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} is missing")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise ModelFileError(f"model file {path} is damaged or incomplete ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != format_version:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise ModelFileError(f"model file {path} was written by another version of this system (format {found}, "
+                             f"expected {format_version})")
+    return state

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The Zenodo-like HTTP server and DCASE-layout zips, used by the data tests and the download command's.
+pytest_plugins = ["tests.zenodo_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 
@@ -42,3 +45,15 @@ def run_script(args: list[str], cwd: Path = REPO_ROOT, env: dict | None = None, 
     """Run a real entry point (shell script or `python -m ...`) and capture its output."""
     full_env = {**os.environ, "PYTHON": sys.executable, **(env or {})}
     return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """`result` of `run_script`, asserting it succeeded (the failure shows the end of its output)."""
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-5000:]
+    return result
+
+
+def run_dirs(root: Path) -> list[str]:
+    """Options that keep a run's models, results and feature cache under `root`."""
+    return ["--run.model_dir", str(root / "models"), "--run.result_dir", str(root / "results"),
+            "--data.cache_dir", str(root / "cache")]

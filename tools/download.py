@@ -1,7 +1,7 @@
 """Download, verify, unpack and label the DCASE Task 2 data of one year (run by ./00_download.sh).
 
 Stage 1: download: Zenodo (or --base-url) -> `<root>/dcase<year>t2/zips/<zip>` (parallel, resumable,
-         md5-checked where the catalogue records it; see `datasets.download`)
+         md5-checked where the catalogue records it; see `datasets.fetch`)
 Stage 2: unpack: zips -> `<root>/dcase<year>t2/<dev|eval>_data/raw/<machine>/{train,test}/` with a
          `.completed_<zip>` marker per archive (see `datasets.unpack`)
 Stage 3: label (with -e): eval_data_list_<year>.csv -> `<machine>/test_rename/`, `eval_labels.csv`
@@ -22,13 +22,14 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from datasets.catalog import ARCHIVE_KINDS, ZENODO_URL, Archive, YearInfo, archive_mode, newest_year, year_info
-from datasets.download import DownloadError, FetchSettings, fetch, file_md5, partial_path, remote_size
+from datasets.fetch import DownloadError, FetchSettings, fetch, file_md5, partial_path, remote_size
 from datasets.eval_labels import LabelListError
 from datasets.manifest import DatasetError, dataset_dir, official_raw_dir
 from datasets.unpack import UnpackError, is_unpacked, unpack_archive
-from tools.config import DEFAULT_CONFIG, Config, ConfigError, load_config, parse_overrides
-from tools.label_eval import fetch_settings, label_evaluation, list_source
-from tools.runtime import setup_logging
+from core.cli import command_parser, parse_command_line
+from core.config import Config, ConfigError
+from datasets.label_lists import label_evaluation, list_source
+from core.runtime import setup_logging
 
 log = logging.getLogger("tools.download")
 
@@ -203,15 +204,14 @@ def unpack_all(items: list[Item], info: YearInfo, force: bool, keep_zips: bool, 
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="./00_download.sh",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Download, verify, unpack and label the DCASE Task 2 data of one year (2020-2026).\n"
+    parser = command_parser(
+        "./00_download.sh",
+        "Download, verify, unpack and label the DCASE Task 2 data of one year (2020-2026).\n"
         "Choose any of -d, -a, -e. Data lands in <data root>/dcase<year>t2/<dev|eval>_data/raw/<machine>/{train,test}/;\n"
         "zips are kept in <data root>/dcase<year>t2/zips/. Interrupted downloads resume on the next run;\n"
-        "what is complete is skipped.",
+        "what is complete is skipped (--force unpacks and labels again; zips on disk are re-verified, not re-fetched).",
+        ["year", "machines", "data_root", "jobs", "force", "label_list"],
         epilog="Stages: 1 download (zips), 2 unpack (raw/<machine>/), 3 label evaluation test clips (with -e).\n"
-        "Any key of baseline.yaml can be overridden as --section.key value, e.g. --download.retries 10.\n"
         "Examples:\n"
         "  ./00_download.sh -d --year 2024                      development data of DCASE2024\n"
         "  ./00_download.sh -a -e --year 2024                   evaluation machine types: training + labelled test data\n"
@@ -220,55 +220,38 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("-d", "--dev", action="store_true", help="development data (dev_<machine>.zip)")
     parser.add_argument("-a", "--additional", action="store_true", help="additional training data of the evaluation machine types")
     parser.add_argument("-e", "--eval", action="store_true", help="evaluation test data, then label it (stage 3)")
-    parser.add_argument("--year", type=int, help="DCASE Task 2 year, 2020-2026 (default: data.year of baseline.yaml, the newest with published data)")
-    parser.add_argument("--machines", help="comma-separated machine types (default: all of each chosen set)")
-    parser.add_argument("--data-root", help="data root (default: data.root of baseline.yaml, i.e. ./data)")
     parser.add_argument("--base-url", default=ZENODO_URL, help=f"server that replaces {ZENODO_URL} in every archive URL, "
                         "e.g. a mirror serving /records/<id>/files/<zip> (default: %(default)s)")
-    parser.add_argument("--jobs", type=int, help="parallel downloads (default: download.jobs of baseline.yaml)")
-    parser.add_argument("--force", action="store_true", help="unpack and label again although complete (zips on disk are re-verified, not re-fetched)")
-    parser.add_argument("--label-list", help="label list for stage 3: a file or an http(s) URL in the eval_data_list_<year>.csv "
-                        "format (default: download.label_list_url, else the official list of the year, md5-checked)")
     parser.add_argument("--no-label", action="store_true", help="do not label the evaluation test clips after -e")
     parser.add_argument("--dry-run", action="store_true", help="print what would be fetched and how much, then stop")
     parser.add_argument("--stage", type=int, default=1, choices=(1, 2, 3), help="first stage to run (default: %(default)s)")
     parser.add_argument("--stop_stage", "--stop-stage", dest="stop_stage", type=int, default=3, choices=(1, 2, 3), help="last stage to run (default: %(default)s)")
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (default: baseline.yaml)")
     return parser
-
-
-def _config(args: argparse.Namespace, extra: list[str]) -> Config:
-    overrides = parse_overrides(extra)
-    if args.data_root:
-        overrides["data.root"] = args.data_root
-    if args.year is not None:
-        overrides["data.year"] = args.year
-    if args.machines is not None:
-        overrides["data.machines"] = args.machines
-    if args.jobs is not None:
-        overrides["download.jobs"] = args.jobs
-    return load_config(args.config, overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = get_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, cfg = parse_command_line(parser, argv)
+    except ConfigError as e:
+        setup_logging()
+        log.error("%s", e)
+        return 1
     kinds = [k for k, chosen in zip(ARCHIVE_KINDS, (args.dev, args.additional, args.eval)) if chosen]
     if not kinds:
         parser.error("choose what to download: -d (development), -a (additional training), -e (evaluation test); see -h")
     if not args.base_url.startswith(("http://", "https://")):
         parser.error(f"--base-url must start with http:// or https://, not {args.base_url!r}")
     try:
-        cfg = _config(args, extra)
         info = year_info(cfg.data.year)
         archives = plan_archives(info, kinds, cfg.data.machines)
-    except (ConfigError, ValueError) as e:
+    except ValueError as e:
         setup_logging()
         log.error("%s", e)
         return 1
     root, year = Path(cfg.data.root), info.year
     setup_logging(dataset_dir(root, year) / "download.log")
-    settings = fetch_settings(cfg.download)
+    settings = FetchSettings.from_config(cfg.download)
     log.info("DCASE%d Task 2: %s; data root %s; base URL %s; %d parallel downloads",
              year, ", ".join(KIND_LABELS[k] for k in kinds), root, args.base_url, cfg.download.jobs)
     items = [
@@ -278,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     failures: dict[str, str] = {}
     cancel = threading.Event()
     try:
-        survey(items, args.force, settings)
+        survey(items, cfg.run.force, settings)
         if args.stage <= 1 <= args.stop_stage or args.dry_run:
             log.info("Stage 1: download: %d archive%s from %s -> %s", len(items), "s" * (len(items) != 1), args.base_url, dataset_dir(root, year) / "zips")
             announce_sizes(items, settings, cfg.download.jobs)
@@ -289,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                 failures.update(download_all(items, settings, cfg.download.jobs, cancel))
         if args.stage <= 2 <= args.stop_stage:
             log.info("Stage 2: unpack: %s -> %s", dataset_dir(root, year) / "zips", ", ".join(sorted({str(i.raw_dir) for i in items})))
-            failures.update(unpack_all(items, info, args.force, cfg.download.keep_zips, set(failures)))
+            failures.update(unpack_all(items, info, cfg.run.force, cfg.download.keep_zips, set(failures)))
         if args.stage <= 3 <= args.stop_stage and "eval_test" in kinds:
             failures.update(_label_stage(args, cfg, info, [i.archive.machine for i in items if i.archive.kind == "eval_test"]))
     except KeyboardInterrupt:
@@ -310,7 +293,7 @@ def _label_stage(args: argparse.Namespace, cfg: Config, info: YearInfo, machines
     if args.no_label:
         log.info("Stage 3: label: skipped (--no-label); label later with python -m tools.label_eval --year %d", year)
         return {}
-    source = list_source(year, args.label_list, cfg.download.label_list_url)
+    source = list_source(year, cfg.download.label_list_url)
     if source is None:
         log.warning("Stage 3: label: no label list is published for DCASE%d: the evaluation test clips stay unlabelled "
                     "(pass --label-list FILE if you have one)", year)
@@ -318,7 +301,7 @@ def _label_stage(args: argparse.Namespace, cfg: Config, info: YearInfo, machines
     raw = official_raw_dir(cfg.data.root, year, "eval")
     log.info("Stage 3: label: %s -> %s/<machine>/test_rename/, eval_labels.csv", source[0], raw)
     try:
-        label_evaluation(Path(cfg.data.root), year, machines, source[0], source[1], fetch_settings(cfg.download), args.force)
+        label_evaluation(Path(cfg.data.root), year, machines, source[0], source[1], FetchSettings.from_config(cfg.download), cfg.run.force)
     except (LabelListError, DatasetError) as e:
         log.error("labelling failed: %s", e)
         return {f"eval_data_list_{year}.csv": str(e)}

@@ -1,138 +1,56 @@
-"""Evaluate a folder of submission files the way the official DCASE evaluator does.
-
-Reads `anomaly_score_*`/`decision_result_*` files and ground truth (an evaluator-layout folder
-with `ground_truth_data/` and `ground_truth_domain/`, by default `<folder>/ground_truth`; for
-development files, the labels in the clip names themselves). Writes the evaluator's report
-`<folder name>_result.csv` when asked.
+"""Evaluate a folder of submission files exactly like the official DCASE evaluator.
 
     python -m tools.evaluate results/dev_data/classical_knn
     python -m tools.evaluate teams/myteam/system1 --ground-truth dcase2024_task2_evaluator --report out.csv
+
+Reads the folder's `anomaly_score_*`/`decision_result_*` files and its ground truth (see
+`reporting.evaluation`); prints the official score; writes the evaluator's report with `--report`.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from core.atomic import write_csv
+from core.cli import command_parser, parse_command_line
+from core.config import ConfigError
+from core.runtime import setup_logging
+from reporting.evaluation import evaluate_sections, load_truth, log_score_coverage, pooled_ci95, read_sections
+from reporting.metrics import official_score
+from reporting.result_tables import evaluator_rows
+from reporting.submission import SubmissionError
 
-from datasets.filenames import UnrecognisedFileName, parse_file_name
-from tools.metrics import SectionMetrics, jackknife_ci95, official_score, section_metrics
-from tools.atomic import write_csv
-from tools.result_tables import evaluator_rows
-from tools.submission import (DECISION_PREFIX, SCORE_PREFIX, SectionTruth, SubmissionError, file_name,
-                              read_ground_truth, read_value_file, section_files)
-
-log = logging.getLogger(__name__)
-GROUND_TRUTH_DIR = "ground_truth"
-
-
-def truth_from_names(score_dir: Path) -> list[SectionTruth]:
-    """Ground truth read from labelled (development-style) clip names in the score files."""
-    truths = []
-    for machine, section in section_files(score_dir):
-        names = read_value_file(score_dir / file_name(SCORE_PREFIX, machine, section))
-        labels = {}
-        for name in names:
-            try:
-                fields = parse_file_name(name)
-            except UnrecognisedFileName as e:
-                raise SubmissionError(f"{score_dir}: {e}") from None
-            if fields.label is None or fields.domain is None:
-                raise SubmissionError(f"{score_dir}: {name} carries no label; pass the ground truth (--ground-truth)")
-            labels[name] = (fields.label == "anomaly", fields.domain == "target")
-        truths.append(SectionTruth(machine, section, labels))
-    if not truths:
-        raise SubmissionError(f"no anomaly_score_*_test.csv files in {score_dir}")
-    return truths
-
-
-def load_truth(score_dir: Path, ground_truth: Path | None = None) -> list[SectionTruth]:
-    """Ground truth for a folder: the given evaluator-layout folder, else `<folder>/ground_truth`,
-    else the labels in the clip names."""
-    if ground_truth is not None:
-        return read_ground_truth(ground_truth)
-    if (score_dir / GROUND_TRUTH_DIR).is_dir():
-        return read_ground_truth(score_dir / GROUND_TRUTH_DIR)
-    return truth_from_names(score_dir)
-
-
-@dataclass(frozen=True)
-class SectionScores:
-    """One section's clips, sorted by name: ground truth, anomaly scores and decisions."""
-
-    machine: str
-    section: str
-    is_anomaly: np.ndarray  # [clips] bool
-    is_target: np.ndarray  # [clips] bool
-    scores: np.ndarray  # [clips] float
-    decisions: np.ndarray  # [clips] 0 | 1
-
-
-def read_sections(score_dir: Path, truths: list[SectionTruth]) -> list[SectionScores]:
-    """The score and decision files in `score_dir` of every section in `truths`, each read once.
-
-    Raises:
-        SubmissionError: a section's score or decision file is missing or its rows do not match
-            the ground truth exactly (the official evaluator would skip or crash).
-    """
-    sections = []
-    for truth in truths:
-        names = set(truth.labels)
-        scores = read_value_file(score_dir / file_name(SCORE_PREFIX, truth.machine, truth.section), expected=names)
-        decisions = read_value_file(score_dir / file_name(DECISION_PREFIX, truth.machine, truth.section), expected=names)
-        ordered = sorted(names)
-        sections.append(SectionScores(
-            truth.machine, truth.section,
-            is_anomaly=np.array([truth.labels[n][0] for n in ordered]),
-            is_target=np.array([truth.labels[n][1] for n in ordered]),
-            scores=np.array([scores[n] for n in ordered]),
-            decisions=np.array([decisions[n] for n in ordered]),
-        ))
-    return sections
-
-
-def evaluate_sections(sections: list[SectionScores], max_fpr: float = 0.1) -> list[SectionMetrics]:
-    return [section_metrics(s.machine, s.section, is_anomaly=s.is_anomaly, is_target=s.is_target, scores=s.scores,
-                            decisions=s.decisions, max_fpr=max_fpr) for s in sections]
-
-
-def evaluate_folder(score_dir: Path, truths: list[SectionTruth], max_fpr: float = 0.1) -> list[SectionMetrics]:
-    """Metrics of every section in `truths`, read from the files in `score_dir` (see `read_sections`)."""
-    return evaluate_sections(read_sections(score_dir, truths), max_fpr)
-
-
-def pooled_ci95(sections: list[SectionScores], max_fpr: float = 0.1) -> float:
-    """The evaluator's `official score ci95`: mean of the jackknife CI95 of AUC and pAUC over the
-    clips of all sections pooled (in the evaluator's order: machine, section, sorted names)."""
-    is_anomaly = np.concatenate([s.is_anomaly for s in sections])
-    scores = np.concatenate([s.scores for s in sections])
-    return float(np.mean([jackknife_ci95(is_anomaly, scores), jackknife_ci95(is_anomaly, scores, max_fpr)]))
+log = logging.getLogger("evaluate")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("python -m tools.evaluate", __doc__.split("\n\n")[0], ["max_fpr"])
     parser.add_argument("score_dir", type=Path, help="folder with anomaly_score_* and decision_result_* files")
     parser.add_argument("--ground-truth", type=Path, help="folder with ground_truth_data/ and ground_truth_domain/")
     parser.add_argument("--report", type=Path, help="write the evaluator's <system>_result.csv layout here")
-    parser.add_argument("--max-fpr", type=float, default=0.1)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    parser = get_parser()
+    try:
+        args, cfg = parse_command_line(parser, argv)
+    except ConfigError as e:
+        parser.error(str(e))
+    setup_logging()
+    max_fpr = cfg.metrics.max_fpr
     try:
         sections = read_sections(args.score_dir, load_truth(args.score_dir, args.ground_truth))
-        results = evaluate_sections(sections, args.max_fpr)
+        results = evaluate_sections(sections, max_fpr)
     except SubmissionError as e:
         log.error("%s", e)
         return 1
     score = official_score(results)
+    log_score_coverage(results, "dcase2022")
     if args.report:
-        write_csv(args.report, evaluator_rows(results, pooled_ci95(sections, args.max_fpr)))
+        write_csv(args.report, evaluator_rows(results, pooled_ci95(sections, max_fpr)))
         log.info("report -> %s", args.report)
     print(f"official score {score}")
     return 0

@@ -20,12 +20,14 @@ import yaml
 
 from datasets.catalog import year_info
 from datasets.manifest import mode_flag
-from tools.atomic import write_csv, write_text
-from tools.evaluate import evaluate_sections, load_truth, read_sections
-from tools.metrics import SectionMetrics
-from tools.result_tables import markdown_table, summary_rows
-from tools.runtime import setup_logging
-from tools.submission import DECISION_PREFIX, SCORE_PREFIX, SubmissionError, file_name, section_files
+from core.atomic import write_csv, write_text
+from reporting.evaluation import evaluate_sections, load_truth, log_score_coverage, read_sections
+from reporting.metrics import SectionMetrics
+from reporting.result_tables import markdown_table, summary_rows
+from core.cli import command_parser, parse_command_line
+from core.config import ConfigError
+from core.runtime import setup_logging
+from reporting.submission import DECISION_PREFIX, SCORE_PREFIX, SubmissionError, file_name, section_files
 
 log = logging.getLogger("summarize")
 
@@ -77,12 +79,7 @@ def package_submission(folder: Path, submission_dir: Path, team: str) -> Path:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="03_summarize_results.sh", description=__doc__.split("\n\n")[0])
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("-d", "--dev", dest="mode", action="store_const", const="dev", help="development results (default)")
-    mode.add_argument("-e", "--eval", dest="mode", action="store_const", const="eval", help="evaluation results")
-    parser.set_defaults(mode="dev")
-    parser.add_argument("--result-dir", type=Path, default=Path("results"), help="results root (default: results)")
+    parser = command_parser("03_summarize_results.sh", __doc__.split("\n\n")[0], ["dev", "eval", "result_dir"])
     parser.add_argument("--systems", default="", help="comma-separated result folder names (default: all)")
     parser.add_argument("--out", type=Path, help="summary folder (default: <result-dir>/summary)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -92,15 +89,23 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    out = args.out or args.result_dir / "summary"
+    parser = get_parser()
+    try:
+        args, cfg = parse_command_line(parser, argv)
+    except ConfigError as e:
+        parser.error(str(e))
+    mode, result_root = cfg.run.mode, Path(cfg.run.result_dir)
+    out = args.out or result_root / "summary"
     setup_logging(out / "summarize.log")
     if args.submission_dir and not args.team:
         log.error("--submission-dir needs --team NAME")
         return 2
     try:
-        folders = result_folders(args.result_dir, args.mode, [s for s in args.systems.split(",") if s])
+        folders = result_folders(result_root, mode, [s for s in args.systems.split(",") if s])
         systems: dict[str, list[SectionMetrics]] = {}
+        log.info("Stage 1: evaluate: %s -> %s", ", ".join(str(f) for f in folders), out)
+        if args.submission_dir:
+            log.info("Stage 2: submission: %s -> %s", ", ".join(str(f) for f in folders), args.submission_dir / args.team)
         for folder in folders:
             if args.submission_dir:
                 log.info("submission -> %s", package_submission(folder, args.submission_dir, args.team))
@@ -111,26 +116,27 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             sections = read_sections(folder, truths)
             results = evaluate_sections(sections)
+            log_score_coverage(results, "dcase2022", f"{folder.name}: TOTAL score")
             systems[folder.name] = results
             if not args.no_plots:
-                from tools.plots import plot_machine  # here: matplotlib is slow to import and --no-plots needs none
+                from reporting.plots import plot_machine  # here: matplotlib is slow to import and --no-plots needs none
 
                 for machine in dict.fromkeys(s.machine for s in sections):
                     mine = [i for i, s in enumerate(sections) if s.machine == machine]
                     plot_machine([sections[i] for i in mine], [results[i] for i in mine], folder.name,
-                                 out / "plots" / f"{args.mode}_data" / folder.name / f"{machine}.png")
+                                 out / "plots" / f"{mode}_data" / folder.name / f"{machine}.png")
     except SubmissionError as e:
         log.error("%s", e)
         return 1
     if not systems:
         log.info("no labelled results to summarise")
         return 0
-    rows = summary_rows(systems, machine_order(folders, args.mode))
-    write_csv(out / f"{args.mode}_summary.csv", rows)
+    rows = summary_rows(systems, machine_order(folders, mode))
+    write_csv(out / f"{mode}_summary.csv", rows)
     table = markdown_table(rows)
-    write_text(out / f"{args.mode}_summary.md", table)
+    write_text(out / f"{mode}_summary.md", table)
     print(table)
-    log.info("summary -> %s", out / f"{args.mode}_summary.csv")
+    log.info("summary -> %s", out / f"{mode}_summary.csv")
     return 0
 
 

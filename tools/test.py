@@ -6,122 +6,150 @@ writes to `results/<dev|eval>_data/<system>_<scorer>/`: per section the official
 `ground_truth/` in the evaluator's layout when the clips are labelled (development data, or
 evaluation data labelled with the official list), `result.csv` (official baseline layout) and
 `config.yaml`. Metrics are computed from the written files, exactly as the evaluator does.
+
+A run is written into `<folder>.incomplete/` and moved into place only when complete, so a results
+folder always holds one whole run. The model must have been trained with the settings of this
+command line, except the test-time ones (scorer, decision, metrics and each system's
+`test_time_keys`): otherwise the error names the differing keys and the training command.
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
+import shlex
+import shutil
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from core.atomic import replace_folder, write_csv
+from core.cli import RUN_OPTIONS, command_parser, parse_command_line
+from core.config import ConfigError, save_config
+from core.layout import COMPLETE_MARKER, INCOMPLETE_SUFFIX, TRAIN_SCORES_FILE, model_groups, model_root, result_dir
+from core.runtime import pick_device, seed_everything, setup_logging
 from datasets.audio import AudioError
-from datasets.manifest import Clip, DatasetError, mode_flag, open_dataset
+from datasets.manifest import Clip, DatasetError, open_dataset
 from networks.registry import get_system, resolve_scorer
-from networks.system import ModelFileError, RunContext
-from tools.cli import config_from_args, run_parser
-from tools.atomic import write_csv
-from tools.config import ConfigError, save_config
-from tools.decision import decide, gamma_threshold
-from tools.evaluate import GROUND_TRUTH_DIR, evaluate_folder
-from tools.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, result_dir
-from tools.metrics import official_score, ranking_for_year
-from tools.result_tables import result_rows
-from tools.runtime import pick_device, seed_everything, setup_logging
-from tools.submission import SectionTruth, SubmissionError, write_ground_truth, write_section_files
+from networks.system import ModelFileError, Runtime
+from networks.train_scores import read_train_scores
+from reporting.decision import decide, gamma_threshold
+from reporting.evaluation import GROUND_TRUTH_DIR, evaluate_folder, log_score_coverage
+from reporting.metrics import official_score, ranking_for_year
+from reporting.result_tables import result_rows
+from reporting.submission import SectionTruth, SubmissionError, write_ground_truth, write_section_files
 
 log = logging.getLogger("test")
 RESULT_FILE = "result.csv"
+# What a training command does not take from a test command line: the scorer and the test-time sections.
+TEST_ONLY = ("--score", "--result-dir", "--run.result_dir")
+TEST_ONLY_SECTIONS = ("--score.", "--decision.", "--metrics.")
+FLAGS = ("-d", "--dev", "-e", "--eval", "--force")  # options that take no value
 
 
 def get_parser():
-    return run_parser("02_test.sh", "Score test clips with a trained system and write the official submission files.")
+    return command_parser("02_test.sh", "Score test clips with a trained system and write the official submission files.", RUN_OPTIONS, mode_required=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = get_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        cfg = config_from_args(parser, argv)
+        _, cfg = parse_command_line(parser, argv)
         system_cls = get_system(cfg.run.system)
         scorer = resolve_scorer(system_cls, cfg.score.method)
     except (ConfigError, KeyError) as e:
         parser.error(str(e).strip('"'))
-    out = result_dir(cfg, scorer)
-    setup_logging(out / "test.log")
-    flag = mode_flag(cfg.run.mode)
+    setup_logging()
     try:
         dataset = open_dataset(cfg.data.root, cfg.data.year, cfg.run.mode, cfg.data.machines)
     except DatasetError as e:
         log.error("%s", e)
         return 1
+    out = result_dir(cfg, scorer)
+    # The run is written into a staging folder that replaces `out` only when complete, so a
+    # results folder always holds one whole run; a failed run leaves `<out>.incomplete` behind.
+    staging = out.with_name(out.name + INCOMPLETE_SUFFIX)
+    shutil.rmtree(staging, ignore_errors=True)
+    setup_logging(staging / "test.log")
     device = pick_device(cfg.run.device)
     log.info("configuration: %s", json.dumps(cfg.to_dict()))
     seed_everything(cfg.run.seed, device)
     log.info("system %s, scorer %s, mode %s, data %s, device %s", cfg.run.system, scorer, cfg.run.mode, dataset.raw_dir, device)
-    ctx = RunContext(cfg, device, dataset.expected_channels)
+    runtime = Runtime(device, cfg.data, dataset.expected_channels)
     try:
-        truths = _score_all(cfg, system_cls, scorer, dataset, ctx, out, flag)
-    except (DatasetError, AudioError, ModelFileError) as e:
+        truths = _score_all(cfg, system_cls, scorer, dataset, runtime, staging)
+        save_config(cfg, staging / "config.yaml")
+        if truths:
+            results = evaluate_folder(staging, truths, cfg.metrics.max_fpr)
+            ranking = ranking_for_year(cfg.data.year)
+            score = official_score(results, ranking)
+            log_score_coverage(results, ranking)
+            log.info("Stage %d: metrics: %s -> %s", len(dataset.machines) + 1, staging, out / RESULT_FILE)
+            write_csv(staging / RESULT_FILE, result_rows(results, ranking, score))
+    except ModelFileError as e:
+        log.error("%s: retrain with %s", e, retrain_command(argv))
+        return _failed(staging)
+    except (DatasetError, AudioError, SubmissionError) as e:
         log.error("%s", e)
-        return 1
-    save_config(cfg, out / "config.yaml")
+        return _failed(staging)
+    replace_folder(staging, out)
     if not truths:
-        log.info("test clips are unlabelled: submission files written, no metrics (label the evaluation "
-                 "clips with ./00_download.sh -e --label to get them)")
+        log.info("test clips are unlabelled: submission files written to %s, no metrics (label the evaluation clips "
+                 "with ./00_download.sh -e --year %d, or python -m tools.label_eval --year %d)", out, cfg.data.year, cfg.data.year)
         return 0
-    try:
-        results = evaluate_folder(out, truths, cfg.metrics.max_fpr)
-    except SubmissionError as e:
-        log.error("%s", e)
-        return 1
-    ranking = ranking_for_year(cfg.data.year)
-    score = official_score(results, ranking)
-    write_csv(out / RESULT_FILE, result_rows(results, ranking, score))
     log.info("official score (%s ranking): %.4f -> %s", ranking, score, out / RESULT_FILE)
     return 0
 
 
-def _score_all(cfg, system_cls, scorer: str, dataset, ctx: RunContext, out: Path, flag: str) -> list[SectionTruth]:
+def retrain_command(argv: list[str]) -> str:
+    """The training command for the data and settings of this test command line (its test-time
+    options left out), so an error can say exactly what to run."""
+    kept, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        key = arg.split("=", 1)[0]
+        takes_value = "=" not in arg and key.startswith("--") and key not in FLAGS
+        if key in TEST_ONLY or key.startswith(TEST_ONLY_SECTIONS):
+            i += 2 if takes_value else 1
+            continue
+        kept += argv[i:i + (2 if takes_value else 1)]
+        i += 2 if takes_value else 1
+    return " ".join(["./01_train.sh", *map(shlex.quote, kept), "--force"])
+
+
+def _failed(staging: Path) -> int:
+    log.warning("incomplete results left in %s", staging)
+    return 1
+
+
+def _score_all(cfg, system_cls, scorer: str, dataset, runtime: Runtime, out: Path) -> list[SectionTruth]:
     """Score every machine type's test clips, write the submission files; return the ground truth
     of the labelled sections."""
     truths: list[SectionTruth] = []
+    stage = 0
     for group, machines in model_groups(system_cls.scope, dataset.machines).items():
         model_dir = model_root(cfg) / group
         if not (model_dir / COMPLETE_MARKER).is_file():
-            raise DatasetError(f"no trained model for {group} in {model_dir}: run ./01_train.sh {flag} "
-                               f"--system {cfg.run.system} first")
-        thresholds = _thresholds(model_dir / TRAIN_SCORES_FILE, scorer, cfg.decision.threshold_quantile)
-        _check_trained_machines(model_dir, machines, {machine for machine, _ in thresholds}, flag, cfg.run.system)
-        system = system_cls.load(model_dir, ctx)
+            raise ModelFileError(f"no trained model for {group} in {model_dir}")
+        train_scores = read_train_scores(model_dir / TRAIN_SCORES_FILE)[scorer]
+        missing = sorted({m for m in machines} - {machine for machine, _ in train_scores})
+        if missing:
+            raise ModelFileError(f"machine type(s) {', '.join(missing)} were not in the training data of {model_dir} "
+                                 f"(trained on {', '.join(sorted({m for m, _ in train_scores}))})")
+        system = system_cls.load(model_dir)
+        differences = system.settings_differences(cfg)
+        if differences:
+            raise ModelFileError(f"the model in {model_dir} was trained with other settings: {'; '.join(differences)}")
+        system.with_test_time_settings(cfg)
+        thresholds = {key: gamma_threshold(values, cfg.decision.threshold_quantile) for key, values in train_scores.items()}
         for machine in machines:
+            stage += 1
             clips = dataset.clips(machine, "test")
-            log.info("Scoring %s: %d test clips -> %s", machine, len(clips), out)
-            truths += _write_machine(out, machine, clips, system.score(clips, scorer), thresholds)
+            log.info("Stage %d: score %s: %d test clips in %s -> %s", stage, machine, len(clips),
+                     dataset.raw_dir / machine, out)
+            truths += _write_machine(out, machine, clips, system.score(clips, scorer, runtime), thresholds)
     return truths
-
-
-def _check_trained_machines(model_dir: Path, machines: list[str], seen: set[str], flag: str, system: str) -> None:
-    missing = [m for m in machines if m not in seen]
-    if missing:
-        trained = yaml.safe_load((model_dir / "config.yaml").read_text())
-        raise DatasetError(
-            f"machine type(s) {', '.join(missing)} were not in the training data of {model_dir} "
-            f"(trained on {', '.join(sorted(seen))} from {trained['data']['root']}); "
-            f"run ./01_train.sh {flag} --system {system} with the same data first"
-        )
-
-
-def _thresholds(scores_file: Path, scorer: str, quantile: float) -> dict[tuple[str, str], float]:
-    """(machine, section) -> decision threshold fitted to that section's training scores."""
-    by_section: dict[tuple[str, str], list[float]] = defaultdict(list)
-    with scores_file.open(newline="") as f:
-        for row in csv.DictReader(f):
-            by_section[(row["machine"], row["section"])].append(float(row[scorer]))
-    return {key: gamma_threshold(np.array(values), quantile) for key, values in by_section.items()}
 
 
 def _write_machine(out: Path, machine: str, clips: list[Clip], scores: np.ndarray,

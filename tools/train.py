@@ -4,7 +4,7 @@ Reads `<raw>/<machine>/train/*.wav` of every selected machine type; writes, per 
 (`models/<dev|eval>_data/<system>/<machine or all>/`), the model, its resolved `config.yaml`,
 `train_scores.csv` (each training clip's score per scorer, for the decision thresholds) and a
 `.completed` marker holding the training fingerprint. A finished model with the same
-fingerprint is skipped; `--force` retrains. A machine type that fails does not stop the others;
+fingerprint whose files load is skipped; a damaged one is rebuilt; `--force` retrains. A machine type that fails does not stop the others;
 the run exits 1 at the end naming it. Under torchrun (`./01_train.sh --nproc-per-node N`) every
 process joins one PyTorch process group and only rank 0 writes files.
 """
@@ -14,61 +14,73 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from core.atomic import write_text
+from core.cli import RUN_OPTIONS, command_parser, parse_command_line
+from core.config import ConfigError, save_config
+from core.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, training_fingerprint
+from core.runtime import pick_device, seed_everything, setup_logging
 from datasets.audio import AudioError
 from datasets.manifest import DatasetError, open_dataset
 from networks.registry import get_system
-from networks.system import RunContext
-from tools.cli import config_from_args, run_parser
-from tools.atomic import write_csv
-from tools.config import ConfigError, save_config
-from tools.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, training_fingerprint
-from tools.runtime import pick_device, seed_everything, setup_logging
+from networks.system import ModelFileError, Runtime, System
+from networks.train_scores import read_train_scores, write_train_scores
 
 log = logging.getLogger("train")
 
 
 def get_parser():
-    return run_parser("01_train.sh", "Train an anomalous sound detection system on normal training clips.")
+    return command_parser(
+        "01_train.sh", "Train an anomalous sound detection system on normal training clips.", RUN_OPTIONS,
+        mode_required=True,
+        epilog="  --nproc-per-node N    (read by 01_train.sh) N training processes, one per GPU, through torchrun /\n"
+        "                        PyTorch DDP; several nodes: also set TORCHRUN_ARGS=\"--nnodes 2 --node-rank 0\n"
+        "                        --rdzv-endpoint HOST:29500\" (default: --standalone, one node)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = get_parser()
     try:
-        cfg = config_from_args(parser, argv)
+        _, cfg = parse_command_line(parser, argv)
         system_cls = get_system(cfg.run.system)
     except (ConfigError, KeyError) as e:
         parser.error(str(e).strip('"'))
-    root = model_root(cfg)
     rank = int(os.environ.get("RANK", "0"))
-    setup_logging(root / "train.log" if rank == 0 else None, "INFO" if rank == 0 else "WARNING")
+    setup_logging(None, "INFO" if rank == 0 else "WARNING")
     try:
         dataset = open_dataset(cfg.data.root, cfg.data.year, cfg.run.mode, cfg.data.machines)
     except DatasetError as e:
         log.error("%s", e)
         return 1
+    root = model_root(cfg)
+    if rank == 0:  # only now that there is data to train on: a wrong data root leaves no empty folders
+        setup_logging(root / "train.log")
     device = _init_distributed(pick_device(cfg.run.device))
     log.info("configuration: %s", json.dumps(cfg.to_dict()))
     log.info("system %s, mode %s, data %s, machines %s, device %s, seed %d", cfg.run.system, cfg.run.mode,
              dataset.raw_dir, ",".join(dataset.machines), device, cfg.run.seed)
-    ctx = RunContext(cfg, device, dataset.expected_channels)
+    runtime = Runtime(device, cfg.data, dataset.expected_channels)
     failed = []
-    for group, machines in model_groups(system_cls.scope, dataset.machines).items():
+    groups = model_groups(system_cls.scope, dataset.machines)
+    for stage, (group, machines) in enumerate(groups.items(), start=1):
         out = root / group
         stamp = training_fingerprint(cfg, machines)
-        marker = out / COMPLETE_MARKER
-        if not cfg.run.force and marker.is_file() and marker.read_text().strip() == stamp:
+        if not cfg.run.force and _finished(out, stamp, system_cls):
             log.info("%s: skipping, already trained with this configuration (--force to retrain)", group)
             continue
-        log.info("Training %s: %s train clips -> %s", group, ",".join(machines), out)
+        log.info("Stage %d: train %s: %s -> %s", stage, group,
+                 ", ".join(str(dataset.raw_dir / m / "train") for m in machines), out)
+        if rank == 0:  # a failed retraining must not leave the previous model looking complete
+            (out / COMPLETE_MARKER).unlink(missing_ok=True)
         seed_everything(cfg.run.seed, device)
         try:
             clips = [c for m in machines for c in dataset.clips(m, "train")]
-            system = system_cls(ctx).fit(clips, out)
-        except (DatasetError, AudioError, ConfigError) as e:
+            system = system_cls.from_config(cfg).fit(clips, runtime, out)
+        except (DatasetError, AudioError) as e:
             log.error("%s: training failed: %s", group, e)
             failed.append(group)
             continue
@@ -77,11 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(group)
             continue
         if rank == 0:
-            marker.unlink(missing_ok=True)
             system.save(out)
             save_config(cfg, out / "config.yaml")
-            _write_train_scores(out / TRAIN_SCORES_FILE, system)
-            marker.write_text(stamp + "\n")
+            write_train_scores(out / TRAIN_SCORES_FILE, system)
+            write_text(out / COMPLETE_MARKER, stamp + "\n")
         log.info("%s: done (%d training clips)", group, len(system.train_clips_))
     if dist.is_initialized():
         dist.barrier()
@@ -90,6 +101,21 @@ def main(argv: list[str] | None = None) -> int:
         log.error("training failed for: %s", ", ".join(failed))
         return 1
     return 0
+
+
+def _finished(out: Path, stamp: str, system_cls: type[System]) -> bool:
+    """Whether `out` holds a complete model of this configuration that loads: a damaged model
+    file or training-score table is rebuilt rather than skipped."""
+    marker = out / COMPLETE_MARKER
+    if not (marker.is_file() and marker.read_text().strip() == stamp):
+        return False
+    try:
+        system_cls.load(out)
+        read_train_scores(out / TRAIN_SCORES_FILE)
+    except ModelFileError as e:
+        log.warning("%s: retraining, the stored model is unusable: %s", out, e)
+        return False
+    return True
 
 
 def _init_distributed(device: torch.device) -> torch.device:
@@ -103,14 +129,6 @@ def _init_distributed(device: torch.device) -> torch.device:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     log.info("process %d of %d, device %s", dist.get_rank(), dist.get_world_size(), device)
     return device
-
-
-def _write_train_scores(path, system) -> None:
-    scorers = list(system.train_scores_)
-    rows = [["machine", "section", "domain", "name"] + scorers]
-    rows += [[clip.machine, clip.section, clip.domain, clip.name] + [repr(float(system.train_scores_[s][i])) for s in scorers]
-             for i, clip in enumerate(system.train_clips_)]
-    write_csv(path, rows)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from datasets.frames import FrameBank
+from core.atomic import torch_save, write_csv
+from core.config import AuxiliaryConfig
+from core.runtime import autocast
 from networks.auxiliary.model import AuxiliaryNet
 from networks.margin_heads import get_head
-from networks.system import resume_state
-from tools.atomic import torch_save, write_csv
-from tools.config import AuxiliaryConfig
-from tools.runtime import autocast
+from networks.training import resume_state
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +45,25 @@ class ClipInputs:
     """The inputs of a set of clips, each held once in memory.
 
     Attributes:
-        log_mels: every frame of every clip (`FrameBank` of context 1; `[frames_i, n_mels]` each), or None.
+        log_mels: one `[frames_i, n_mels]` float32 tensor per clip, or None.
         spectra: [clips, bins] float32, or None.
     """
 
-    log_mels: FrameBank | None
+    log_mels: list[torch.Tensor] | None
     spectra: torch.Tensor | None
 
     def __len__(self) -> int:
-        return self.log_mels.n_clips if self.log_mels is not None else len(self.spectra)
+        return len(self.log_mels) if self.log_mels is not None else len(self.spectra)
 
     def frames(self) -> np.ndarray:
         """[clips] log-mel frames per clip (all 1 without the log-mel branch)."""
         if self.log_mels is None:
             return np.ones(len(self), dtype=np.int64)
-        return self.log_mels.vectors_per_clip.numpy()
+        return np.array([len(x) for x in self.log_mels], dtype=np.int64)
 
     def to(self, device: torch.device) -> ClipInputs:
         if self.log_mels is not None:
-            self.log_mels.to(device)
+            self.log_mels = [x.to(device) for x in self.log_mels]
         if self.spectra is not None:
             self.spectra = self.spectra.to(device)
         return self
@@ -74,12 +73,26 @@ class ClipInputs:
         the spectra (`[batch, bins]`), on the inputs' device."""
         batch = {}
         if self.log_mels is not None:
-            bank = self.log_mels
-            first = torch.as_tensor(bank.offsets.numpy()[clips] + starts, device=bank.frames.device)
-            batch["logmel"] = bank.frames[first[:, None] + torch.arange(frames, device=first.device)]
+            batch["logmel"] = torch.stack([self.log_mels[c][s:s + frames] for c, s in zip(clips, starts)])
         if self.spectra is not None:
             batch["spectrum"] = self.spectra[torch.as_tensor(clips, device=self.spectra.device)]
         return batch
+
+
+def clip_inputs(log_mels: list[np.ndarray] | None, spectra: list[np.ndarray] | None) -> ClipInputs:
+    """`ClipInputs` from feature arrays (e.g. the cache's memory maps), each copied once; the lists
+    are emptied as they are copied, so the features are never held twice."""
+    tensors = None
+    if log_mels is not None:
+        tensors = []
+        while log_mels:  # from the end: each array (or memory map) is released once copied
+            tensors.append(torch.from_numpy(np.array(log_mels.pop(), dtype=np.float32)))
+        tensors.reverse()
+    stacked = None
+    if spectra is not None:
+        stacked = torch.from_numpy(np.stack(spectra).astype(np.float32, copy=False))
+        spectra.clear()
+    return ClipInputs(tensors, stacked)
 
 
 def amp_dtype(enabled: bool, device: torch.device) -> torch.dtype | None:
@@ -102,10 +115,19 @@ def build_network(cfg: AuxiliaryConfig, n_mels: int, bins: int, n_classes: int, 
 
 
 def set_input_statistics(network: AuxiliaryNet, inputs: ClipInputs) -> None:
-    """Standardise each branch's input by the per-band mean and std of the training inputs."""
+    """Standardise each branch's input by the per-band mean and std of the training inputs
+    (over every frame of every clip; sums in float64, one clip at a time)."""
     if inputs.log_mels is not None:
-        frames = inputs.log_mels.frames
-        network.set_input_statistics("logmel", frames.mean(0).cpu(), frames.std(0).cpu())
+        n_mels = inputs.log_mels[0].shape[1]
+        total, squares, count = torch.zeros(n_mels, dtype=torch.float64), torch.zeros(n_mels, dtype=torch.float64), 0
+        for x in inputs.log_mels:
+            x = x.to("cpu", torch.float64)
+            total += x.sum(0)
+            squares += (x * x).sum(0)
+            count += len(x)
+        mean = total / count
+        std = (squares / count - mean * mean).clamp_min(0).sqrt()
+        network.set_input_statistics("logmel", mean.float(), std.float())
     if inputs.spectra is not None:
         network.set_input_statistics("spectrum", inputs.spectra.mean(0).cpu(), inputs.spectra.std(0).cpu())
 

@@ -13,29 +13,19 @@ from networks.beats.checkpoint import (
     load_beats,
     save_beats,
 )
-from networks.beats.config import PRESETS, BEATsConfig, get_preset
+from networks.beats.architecture import PRESETS, BEATsArchitecture, get_preset
 from networks.beats.encoder import BEATs
-from networks.beats.preprocess import (
-    fbank_features,
-    log_mel_fbank,
-    padding_mask_from_lengths,
-    reduce_padding_mask,
-)
 
 __all__ = [
     "BEATs",
     "BEATsCheckpointError",
-    "BEATsConfig",
+    "BEATsArchitecture",
     "CHECKPOINT_CONFIG_KEY",
     "OFFICIAL_CHECKPOINTS",
     "PRESETS",
     "build_beats",
     "check_state_dict",
-    "fbank_features",
     "get_preset",
     "load_beats",
-    "log_mel_fbank",
-    "padding_mask_from_lengths",
-    "reduce_padding_mask",
     "save_beats",
 ]

@@ -17,9 +17,9 @@ from typing import Any, Mapping, Optional, Union
 
 import torch
 
-from networks.beats.config import BEATsConfig, get_preset
+from networks.beats.architecture import BEATsArchitecture, get_preset
 from networks.beats.encoder import BEATs
-from tools.atomic import torch_save
+from core.atomic import torch_save
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _check_tied_bias(state_dict: Mapping[str, torch.Tensor]) -> None:
         )
 
 
-def build_beats(cfg: BEATsConfig, state_dict: Optional[Mapping[str, torch.Tensor]] = None) -> BEATs:
+def build_beats(cfg: BEATsArchitecture, state_dict: Optional[Mapping[str, torch.Tensor]] = None) -> BEATs:
     """Build a model from `cfg`; with `state_dict`, check it strictly and load it."""
     model = BEATs(cfg)
     if state_dict is not None:
@@ -140,7 +140,7 @@ def load_beats(
         raise BEATsCheckpointError(
             f"{path} is not a BEATs checkpoint: expected a dict with 'cfg' and 'model', found {found}"
         )
-    model = build_beats(BEATsConfig.from_dict(checkpoint["cfg"]), checkpoint["model"])
+    model = build_beats(BEATsArchitecture.from_dict(checkpoint["cfg"]), checkpoint["model"])
     model.label_dict = checkpoint.get("label_dict")
     logger.info("loaded BEATs checkpoint %s (%d layers, width %d)", path, model.cfg.encoder_layers, model.cfg.encoder_embed_dim)
     return model.eval()

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from networks.beats.config import BEATsConfig
-from networks.beats.preprocess import fbank_features, reduce_padding_mask
+from networks.beats.architecture import BEATsArchitecture
+from datasets.fbank import fbank_features, reduce_padding_mask
 
 
 class _GradScale(torch.autograd.Function):
@@ -88,8 +88,13 @@ class WeightNormConv1d(nn.Module):
         return torch._weight_norm(self.weight_v, self.weight_g, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        """`[batch, channels, time]` -> `[batch, channels, time + 1 - kernel % 2]` (padding kernel // 2)."""
-        return F.conv1d(x, self.effective_weight(), self.bias, padding=self.kernel_size // 2, groups=self.groups)
+        """`[batch, channels, time]` -> `[batch, channels, time + 1 - kernel % 2]` (padding kernel // 2), float32."""
+        # Always float32, also under autocast: on CPUs with AMX/AVX512-BF16, PyTorch 2.11's oneDNN
+        # computes this bfloat16 grouped convolution with a long kernel (128 taps, 16 groups)
+        # wrongly (errors larger than the output). It is ~5 % of the encoder's FLOPs.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return F.conv1d(x.float(), self.effective_weight(), self.bias, padding=self.kernel_size // 2,
+                            groups=self.groups)
 
 
 class MultiheadAttention(nn.Module):
@@ -198,7 +203,7 @@ class MultiheadAttention(nn.Module):
 class EncoderLayer(nn.Module):
     """Post-LN transformer layer with DeepNorm residual scaling `LN(alpha * x + f(x))`."""
 
-    def __init__(self, cfg: BEATsConfig, own_bias: bool, shared_bias: Optional[nn.Embedding]) -> None:
+    def __init__(self, cfg: BEATsArchitecture, own_bias: bool, shared_bias: Optional[nn.Embedding]) -> None:
         super().__init__()
         embed = cfg.encoder_embed_dim
         self.alpha = (2 * cfg.encoder_layers) ** 0.25 if cfg.deep_norm else 1.0
@@ -235,7 +240,7 @@ class TransformerEncoder(nn.Module):
     are passed to `forward` by `BEATs`, so its `cfg` stays the one place to change them.
     """
 
-    def __init__(self, cfg: BEATsConfig) -> None:
+    def __init__(self, cfg: BEATsArchitecture) -> None:
         super().__init__()
         self.conv_pos = cfg.conv_pos
         self.relative_position_embedding = cfg.relative_position_embedding
@@ -316,7 +321,7 @@ class TransformerEncoder(nn.Module):
 class BEATs(nn.Module):
     """BEATs encoder with the official module layout (and `predictor` for fine-tuned configs)."""
 
-    def __init__(self, cfg: BEATsConfig) -> None:
+    def __init__(self, cfg: BEATsArchitecture) -> None:
         super().__init__()
         cfg.validate()
         self.cfg = cfg

@@ -10,7 +10,7 @@ import soundfile as sf
 from datasets.demo_corpus import DEV_MACHINES, EVAL_MACHINES, CorpusSize, write_corpus
 from datasets.filenames import parse_file_name
 from datasets.manifest import machine_clips
-from tools.metrics import section_metrics
+from reporting.metrics import section_metrics
 
 
 def test_layout_and_counts(demo_corpus):

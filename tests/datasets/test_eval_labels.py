@@ -1,4 +1,4 @@
-"""datasets.eval_labels and tools.label_eval: the official list format, and labelling clips on disk."""
+"""datasets.eval_labels: the official list format, and labelling clips on disk."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,7 @@ import pytest
 from datasets.catalog import year_info
 from datasets.eval_labels import LabelListError, label_machine, parse_label_list, read_label_list
 from datasets.manifest import EVAL_LABELS_FILE, machine_clips, read_eval_labels
-from tests.datasets.conftest import clip_names, eval_labels_for, label_list_text, tiny_wav
-from tools import label_eval
+from tests.zenodo_fixtures import clip_names, eval_labels_for, label_list_text, tiny_wav
 
 SMALL_LIST = (
     "fan\r\n"
@@ -73,22 +72,6 @@ def test_2020_list_keeps_its_label_field_consistent(dcase_reference):
     assert parse_label_list(text)["fan"][0] == ("id_01_00000000.wav", "normal_id_01_00000098.wav")
 
 
-@pytest.fixture
-def eval_corpus(tmp_path):
-    """`<tmp>/eval_data/raw/<machine>/test/section_00_NNNN.wav` (anonymous, distinct bytes per clip) for
-    two machine types, and their label list `<tmp>/eval_data_list_demo.csv` in the official format."""
-    lists = {}
-    for machine in ("SynthBlower", "SynthConveyor"):
-        names = clip_names("eval_test", test=12)["test"]
-        test_dir = tmp_path / "eval_data" / "raw" / machine / "test"
-        test_dir.mkdir(parents=True)
-        for i, name in enumerate(names):
-            (test_dir / name).write_bytes(tiny_wav() + i.to_bytes(2, "little"))
-        lists[machine] = eval_labels_for(names)[::-1]  # list order is not name order
-    (tmp_path / "eval_data_list_demo.csv").write_text(label_list_text(lists), newline="")
-    return tmp_path
-
-
 def test_labelling_writes_test_rename_and_the_label_map(eval_corpus):
     lists = read_label_list(eval_corpus / "eval_data_list_demo.csv")
     raw = eval_corpus / "eval_data" / "raw"
@@ -141,32 +124,3 @@ def test_a_list_that_does_not_fit_the_clips_writes_nothing(eval_corpus):
     with pytest.raises(LabelListError, match=r"0 listed clips are not there and 1 clips there are not listed"):
         label_machine(machine, lists["SynthBlower"][1:])
     assert not (machine / "test_rename").exists() and not (machine / EVAL_LABELS_FILE).exists()
-
-
-def test_label_eval_command_with_a_file(eval_corpus):
-    status = label_eval.main(["--list", str(eval_corpus / "eval_data_list_demo.csv"), "--data-root", str(eval_corpus), "--year", "2024"])
-    assert status == 0
-    for machine in ("SynthBlower", "SynthConveyor"):
-        assert (eval_corpus / "eval_data" / "raw" / machine / EVAL_LABELS_FILE).is_file()
-
-
-def test_label_eval_command_with_a_url(eval_corpus, file_server):
-    file_server.add("/lists/eval_data_list_2024.csv", (eval_corpus / "eval_data_list_demo.csv").read_bytes())
-    url = file_server.url + "/lists/eval_data_list_{year}.csv"
-    status = label_eval.main(["--data-root", str(eval_corpus), "--year", "2024", "--download.label_list_url", url])
-    assert status == 0
-    assert (eval_corpus / "dcase2024t2" / "eval_data_list_2024.csv").is_file()
-    assert (eval_corpus / "eval_data" / "raw" / "SynthBlower" / "test_rename").is_dir()
-
-
-def test_label_eval_command_without_a_list_says_so(tmp_path, capsys):
-    assert label_eval.main(["--data-root", str(tmp_path), "--year", "2026"]) == 1
-    assert "no label list is published for DCASE2026" in capsys.readouterr().err
-
-
-def test_label_eval_command_with_an_unreachable_list_says_what_to_do(eval_corpus, capsys):
-    status = label_eval.main(["--data-root", str(eval_corpus), "--year", "2024", "--list", "http://127.0.0.1:9/eval_data_list_2024.csv",
-                              "--download.retries", "0", "--download.timeout_seconds", "2"])
-    assert status == 1
-    err = capsys.readouterr().err
-    assert "could not fetch the label list" in err and "--list FILE" in err

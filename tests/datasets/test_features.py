@@ -4,16 +4,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
+import subprocess
 
 import librosa
 import numpy as np
 import pytest
+import soundfile as sf
 
+from core.config import fingerprint, load_config
 from datasets.audio import AudioError, read_clip
 from datasets.feature_cache import Spectrum, cached_features, cached_log_mels, feature_key, kind_key
 from datasets.features import EXTRACTOR_VERSION, log_mel_spectrogram, log_spectrum
 from datasets.manifest import machine_clips
-from tools.config import fingerprint, load_config
 
 
 @pytest.fixture
@@ -64,7 +67,7 @@ def test_a_second_feature_kind_has_its_own_key_and_cache(demo_corpus, cfg, tmp_p
     kept, spectra = cached_features(clips, cfg.data, Spectrum(512), None, allow_skip=False)
     assert kept == clips and [s.shape for s in spectra] == [(512,), (512,)]
     assert np.array_equal(spectra[0], log_spectrum(read_clip(clips[0].path, 16000), 512))
-    assert len(list((tmp_path / "cache" / kind_key(cfg.data, Spectrum(512))).rglob("*.npy"))) == 2
+    assert len(list((tmp_path / "cache" / kind_key(cfg.data, Spectrum(512))).rglob("spectrum.npy"))) == 2
     _, log_mels = cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
     assert log_mels[0].shape == (63, 128) and len(list((tmp_path / "cache").rglob("*.npy"))) == 4
 
@@ -81,6 +84,24 @@ def test_cache_is_reused_and_refreshed_when_the_wav_changes(demo_corpus, cfg, tm
     os.utime(clips[0].path)  # a newer WAV invalidates its cached features
     cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
     assert [p.stat().st_mtime_ns for p in cached] != stamp
+
+
+def test_a_clip_replaced_by_an_older_file_gets_its_features(demo_corpus, cfg, tmp_path):
+    """`cp -p`, `rsync -a` and unzip give a replaced clip the old file's modification time, older
+    than the cache entry: the entry must still be recomputed, and replace the stale one."""
+    folder = tmp_path / "raw" / "SynthFan" / "test"
+    folder.mkdir(parents=True)
+    for clip in machine_clips(demo_corpus / "dev_data" / "raw", "SynthFan", "test")[:2]:
+        shutil.copy2(clip.path, folder / clip.name)
+    clips = machine_clips(tmp_path / "raw", "SynthFan", "test")
+    _, before = cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
+    assert not np.array_equal(before[0], before[1])
+    subprocess.run(["cp", "-p", str(clips[1].path), str(clips[0].path)], check=True)
+    entries = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert all(p.stat().st_mtime_ns > clips[0].path.stat().st_mtime_ns for p in entries)  # looks fresh by mtime
+    _, after = cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
+    assert np.array_equal(after[0], before[1]) and np.array_equal(after[1], before[1])
+    assert sorted((tmp_path / "cache").rglob("*.npy")) == entries  # one entry per clip, overwritten
 
 
 def test_parallel_workers_give_the_same_features(demo_corpus, cfg, tmp_path):
@@ -111,3 +132,19 @@ def test_broken_training_clip_stops_or_is_skipped_with_a_warning(demo_corpus, cf
     assert clips[1].name in caplog.text
     with pytest.raises(AudioError, match=clips[1].name):  # test clips are never skipped
         cached_log_mels(clips, skip, cfg.feature, None, allow_skip=False)
+
+
+def test_warnings_of_the_extraction_workers_reach_the_log(demo_corpus, cfg, tmp_path, caplog):
+    """Decoding runs in worker processes; what they warn about must reach the run's log."""
+    folder = tmp_path / "raw" / "SynthFan" / "train"
+    folder.mkdir(parents=True)
+    normal = machine_clips(demo_corpus / "dev_data" / "raw", "SynthFan", "train")[0]
+    shutil.copy(normal.path, folder / normal.name)
+    silent = folder / "section_00_source_train_normal_0999_spd_20_mic_1.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    parallel = dataclasses.replace(cfg.data, workers=2)
+    with caplog.at_level(logging.WARNING):
+        kept, _ = cached_log_mels(machine_clips(tmp_path / "raw", "SynthFan", "train"), parallel, cfg.feature, None,
+                                  allow_skip=False)
+    assert len(kept) == 2
+    assert caplog.messages == [f"{silent}: every sample is 0 (digital silence): check the recording"]

@@ -1,6 +1,7 @@
 """Folder layouts -> Clip records, attribute tables, evaluation labels, and the layout errors."""
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -67,6 +68,36 @@ def test_three_accepted_layouts(tmp_path, demo_corpus):
     own = tmp_path / "plant"
     _wav(own / "compressor" / "train" / "section_00_source_train_normal_0000_.wav")
     assert find_raw_dir(own, 2024, "dev") == own
+
+
+def test_a_clip_with_another_channel_count_among_your_own_recordings_is_named(tmp_path, caplog):
+    """Your own recordings promise no channel count, so each clip's data.channel is used; a stereo
+    clip among mono ones (or the reverse) is most likely a mistake, and said so."""
+    for i in range(3):
+        _wav(tmp_path / "fan" / "train" / f"section_00_source_train_normal_{i:04d}_.wav")
+    stereo = _wav(tmp_path / "fan" / "test" / "section_00_0000.wav", channels=2)
+    _wav(tmp_path / "fan" / "test" / "section_00_0001.wav")
+    (tmp_path / "fan" / "test" / "section_00_0002.wav").write_bytes(b"garbage")  # decoding will name it
+    _wav(tmp_path / "pump" / "train" / "section_00_source_train_normal_0000_.wav", channels=2)  # all stereo: fine
+    with caplog.at_level(logging.WARNING, logger="datasets.audio"):
+        assert open_dataset(tmp_path, 2024, "dev", []).expected_channels is None
+    assert caplog.messages == [f"fan: mixed channel counts, most clips have 1 but 1 of 5 do not (data.channel of "
+                               f"each is used): {stereo} (2 ch)"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="datasets.audio"):
+        open_dataset(tmp_path, 2024, "dev", ["pump"])
+    assert caplog.messages == []
+
+
+def test_a_warning_about_many_odd_clips_names_ten(tmp_path, caplog):
+    names = [f"section_00_source_train_normal_{i:04d}_.wav" for i in range(23)]
+    for i, name in enumerate(names):
+        _wav(tmp_path / "valve" / "train" / name, channels=1 if i < 12 else 2)
+    with caplog.at_level(logging.WARNING, logger="datasets.audio"):
+        open_dataset(tmp_path, 2024, "dev", [])
+    named = ", ".join(f"{tmp_path / 'valve' / 'train' / name} (2 ch)" for name in names[12:22])
+    assert caplog.messages == [f"valve: mixed channel counts, most clips have 1 but 11 of 23 do not (data.channel of "
+                               f"each is used): {named} and 1 more"]
 
 
 def test_missing_data_root_says_which_download_to_run(tmp_path):

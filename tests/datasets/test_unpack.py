@@ -6,7 +6,7 @@ import pytest
 from datasets.catalog import year_info
 from datasets.manifest import machine_clips
 from datasets.unpack import UnpackError, is_unpacked, marker_path, unpack_archive
-from tests.datasets.conftest import build_zip, clip_names
+from tests.zenodo_fixtures import build_zip, clip_names
 
 EXPECTED = year_info(2024).expected_clips  # 1000 train, 200 test clips per section
 

@@ -1,32 +1,49 @@
-"""Stored model states: a missing file or another format version names the command that rebuilds it."""
+"""Stored model states and parameters: missing, damaged and foreign files are named; a model knows
+the settings it was trained with and which of them may change at test time."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from networks.system import ModelFileError, RunContext, load_model_state, trained_feature_configs
-from tools.atomic import torch_save
-from tools.config import load_config
+from core.atomic import torch_save
+from core.config import load_config
+from networks.autoencoder.system import AutoencoderSystem
+from networks.classical.system import ClassicalSystem
+from networks.system import ModelFileError, load_model_state
 
 
-def test_model_state_round_trip_and_errors(tmp_path):
-    ctx = RunContext(load_config(overrides={"run.mode": "eval", "run.system": "autoencoder"}), torch.device("cpu"), None)
+def test_model_state_round_trip_and_errors_name_the_file(tmp_path):
     path = tmp_path / "autoencoder.pt"
-    with pytest.raises(ModelFileError, match=r"no model file .*autoencoder.pt: run ./01_train.sh -e --system autoencoder --force"):
-        load_model_state(path, 2, ctx)
+    with pytest.raises(ModelFileError, match=r"model file .*autoencoder.pt is missing"):
+        load_model_state(path, 2)
     torch_save({"format": 1, "weights": torch.ones(2)}, path)
-    with pytest.raises(ModelFileError, match=r"another version of this system \(format 1, expected 2\): retrain with ./01_train.sh -e"):
-        load_model_state(path, 2, ctx)
-    assert torch.equal(load_model_state(path, 1, ctx)["weights"], torch.ones(2))
+    with pytest.raises(ModelFileError, match=r"autoencoder.pt was written by another version of this system \(format 1, expected 2\)"):
+        load_model_state(path, 2)
+    assert torch.equal(load_model_state(path, 1)["weights"], torch.ones(2))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ModelFileError, match=r"autoencoder.pt is damaged or incomplete"):
+        load_model_state(path, 1)
+    path.write_bytes(b"garbage" * 10)
+    with pytest.raises(ModelFileError, match=r"autoencoder.pt is damaged or incomplete"):
+        load_model_state(path, 1)
+    torch.save([1, 2], path)
+    with pytest.raises(ModelFileError, match=r"another version"):
+        load_model_state(path, 1)
 
 
-def test_scoring_uses_the_feature_settings_a_model_was_trained_with(caplog):
-    trained = load_config(overrides={"feature.n_mels": 64, "data.sample_rate": 32000, "data.cache_dir": "old"}).to_dict()
-    ctx = RunContext(load_config(overrides={"data.cache_dir": "new", "data.workers": 7}), torch.device("cpu"), None)
-    data, feature = trained_feature_configs(trained, ctx)
-    assert feature.n_mels == 64 and data.sample_rate == 32000
-    assert data.cache_dir == "new" and data.workers == 7  # where this run keeps its cache, how many workers
-    assert "trained with other feature settings" in caplog.text
-    caplog.clear()
-    trained_feature_configs(ctx.cfg.to_dict(), ctx)
-    assert "other feature settings" not in caplog.text
+def test_parameters_are_config_sections_and_differences_are_named_except_test_time_keys():
+    cfg = load_config()
+    system = AutoencoderSystem.from_config(cfg)
+    params = system.get_params()
+    assert params["autoencoder"] == cfg.to_dict()["autoencoder"] and params["feature"] == cfg.to_dict()["feature"]
+    assert params["data"] == {"sample_rate": 16000, "channel": 0} and params["run"] == {"seed": cfg.run.seed}
+    assert AutoencoderSystem.from_params(params, type(cfg.autoencoder)).get_params() == params
+    other = load_config(overrides={"feature.fmin": 2000.0, "autoencoder.threads": 2, "autoencoder.epochs": 3,
+                                   "data.workers": 1, "decision.threshold_quantile": 0.5})
+    assert system.settings_differences(other) == ["autoencoder.epochs (trained 100, now 3)",
+                                                  "feature.fmin (trained 0.0, now 2000.0)"]
+    assert system.with_test_time_settings(other).settings.threads == 2
+    classical = ClassicalSystem.from_config(cfg)
+    assert classical.settings_differences(load_config(overrides={"classical.n_neighbors": 5, "feature.n_mels": 64})) == [
+        "classical.n_neighbors (trained 1, now 5)", "feature.n_mels (trained 128, now 64)"]

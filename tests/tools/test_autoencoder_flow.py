@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from tests.conftest import REPO_ROOT, run_script
-from tools import benchmark
 from tools import test as test_driver
 from tools import train as train_driver
 
@@ -124,18 +123,3 @@ def test_a_corrupt_test_clip_is_reported_by_name(trained, demo_corpus, tmp_path)
                        "--data.cache_dir", str(tmp_path / "cache")] + QUICK)
     assert done.returncode == 1
     assert broken.name in done.stderr and "cannot be decoded" in done.stderr
-
-
-def test_the_benchmark_prints_its_figures(tmp_path, capsys):
-    status = benchmark.main(["autoencoder", "--workdir", str(tmp_path), "--train-clips", "20", "--test-clips", "8",
-                             "--seconds", "1", "--epochs", "2"])
-    assert status == 0
-    figures = {}
-    for line in capsys.readouterr().out.splitlines():
-        name, value, unit = line.split(" ")
-        figures[name] = (float(value), unit)
-    for name, unit in [("feature_extraction_train", "clips/s"), ("train_epoch_mean", "s/epoch"), ("train_total", "s"),
-                       ("score_mse", "clips/s"), ("score_mahala", "clips/s"), ("peak_pss_tree", "MiB"),
-                       ("peak_rss_main", "MiB"), ("official_score_mahala", "score")]:
-        assert figures[name][1] == unit and figures[name][0] > 0, name
-    assert not list(tmp_path.glob("run-*"))  # the run folder is removed unless --keep

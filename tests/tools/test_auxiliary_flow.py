@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT, run_script
+from tests.conftest import REPO_ROOT, ok, run_dirs, run_script
 
 DEV_MACHINES = ["SynthFan", "SynthGearbox", "SynthPump", "SynthValve"]
 SCORERS = ["knn", "mahala", "softmax"]
@@ -25,16 +25,6 @@ EPOCHS = 6
 SMALL = ["--system", "auxiliary", "--auxiliary.channels", "[16,32,64]", "--auxiliary.blocks", "1",
          "--auxiliary.epochs", str(EPOCHS), "--auxiliary.ensemble", "3", "--auxiliary.threads", "1",
          "--data.workers", "1"]
-
-
-def _paths(root: Path) -> list[str]:
-    return ["--run.model_dir", str(root / "models"), "--run.result_dir", str(root / "results"),
-            "--data.cache_dir", str(root / "cache")]
-
-
-def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-5000:]
-    return result
 
 
 def _train_scores(model_dir: Path) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -61,12 +51,12 @@ def _quality(result_dir: Path) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def dev_run(demo_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("auxiliary_dev")
-    args = ["-d", "--data-root", str(demo_corpus), *_paths(root), *SMALL]
+    args = ["-d", "--data-root", str(demo_corpus), *run_dirs(root), *SMALL]
     began = time.perf_counter()
-    train = _ok(run_script(["./01_train.sh", *args]))
+    train = ok(run_script(["./01_train.sh", *args]))
     trained = time.perf_counter()
-    rerun = _ok(run_script(["./01_train.sh", *args]))
-    tests = {s: _ok(run_script(["./02_test.sh", *args, "--score", s])) for s in SCORERS}
+    rerun = ok(run_script(["./01_train.sh", *args]))
+    tests = {s: ok(run_script(["./02_test.sh", *args, "--score", s])) for s in SCORERS}
     print(f"auxiliary demo flow: training {trained - began:.0f} s, all {time.perf_counter() - began:.0f} s")
     return {"root": root, "args": args, "train": train, "rerun": rerun, "tests": tests,
             "model": root / "models" / "dev_data" / "auxiliary" / "all"}
@@ -140,7 +130,7 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_matches(dev_run, tmp_
     assert process.returncode == -signal.SIGKILL, "training ended before it could be killed"
     done = len(_log(model))
     assert 1 <= done < EPOCHS and not (model / ".completed").exists()
-    resumed = _ok(run_script(["./01_train.sh", *args]))
+    resumed = ok(run_script(["./01_train.sh", *args]))
     assert f"resuming from checkpoint {model / 'member_0' / 'checkpoint.pt'} at epoch {done}/{EPOCHS}" in resumed.stderr
     names, scores = _train_scores(model)
     ref_names, ref_scores = _train_scores(dev_run["model"])

@@ -15,29 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT, run_script
+from tests.conftest import REPO_ROOT, ok, run_dirs, run_script
 
 DEV_MACHINES = ["SynthFan", "SynthGearbox", "SynthPump", "SynthValve"]
 EVAL_MACHINES = ["SynthBlower", "SynthConveyor"]
 # The tiny preset (2 layers, width 64) from random weights: the demo's CPU configuration.
 # One thread: the test machine is shared, and a second thread loses several-fold under load.
 TINY = ["--system", "beats", "--beats.checkpoint", "none", "--beats.preset", "tiny", "--beats.clip_seconds", "2.0",
-        "--beats.mode", "finetune", "--beats.encoder_lr", "1.0e-3", "--beats.smote_per_class", "0",
+        "--beats.tuning", "finetune", "--beats.encoder_lr", "1.0e-3", "--beats.smote_per_class", "0",
         "--beats.threads", "1", "--data.workers", "1"]
 QUALITY_EPOCHS = "6"
 SMALL_EPOCHS = "3"  # the DDP and resume comparisons only need a few steps
 # Measured with these settings: official score 0.594 (dcase2022 ranking; chance is 0.5).
 OFFICIAL_SCORE_FLOOR = 0.54
-
-
-def _paths(root: Path) -> list[str]:
-    return ["--run.model_dir", str(root / "models"), "--run.result_dir", str(root / "results"),
-            "--data.cache_dir", str(root / "cache")]
-
-
-def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-5000:]
-    return result
 
 
 def _train_scores(model_dir: Path) -> tuple[list[str], np.ndarray]:
@@ -54,13 +44,13 @@ def _log(model_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def dev_run(demo_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("beats_dev")
-    args = ["-d", "--data-root", str(demo_corpus), *_paths(root), *TINY]
+    args = ["-d", "--data-root", str(demo_corpus), *run_dirs(root), *TINY, "--beats.epochs", QUALITY_EPOCHS]
     began = time.perf_counter()
-    train = _ok(run_script(["./01_train.sh", *args, "--beats.epochs", QUALITY_EPOCHS]))
+    train = ok(run_script(["./01_train.sh", *args]))
     trained = time.perf_counter()
-    rerun = _ok(run_script(["./01_train.sh", *args, "--beats.epochs", QUALITY_EPOCHS]))
-    test = _ok(run_script(["./02_test.sh", *args]))
-    summary = _ok(run_script(["./03_summarize_results.sh", "--result-dir", str(root / "results")]))
+    rerun = ok(run_script(["./01_train.sh", *args]))
+    test = ok(run_script(["./02_test.sh", *args]))
+    summary = ok(run_script(["./03_summarize_results.sh", "--result-dir", str(root / "results")]))
     print(f"beats demo flow: training {trained - began:.0f} s, all {time.perf_counter() - began:.0f} s")
     return {"root": root, "args": args, "train": train, "rerun": rerun, "test": test, "summary": summary,
             "model": root / "models" / "dev_data" / "beats" / "all", "results": root / "results" / "dev_data" / "beats_knn"}
@@ -116,13 +106,13 @@ def test_machine_types_missing_from_training_are_named(dev_run, demo_corpus, tmp
 def eval_reference(demo_corpus, tmp_path_factory):
     """Evaluation mode, one process, few epochs: the reference of the DDP and resume runs."""
     root = tmp_path_factory.mktemp("beats_eval")
-    args = ["-e", "--data-root", str(demo_corpus), *_paths(root), *TINY, "--beats.epochs", SMALL_EPOCHS]
-    _ok(run_script(["./01_train.sh", *args]))
+    args = ["-e", "--data-root", str(demo_corpus), *run_dirs(root), *TINY, "--beats.epochs", SMALL_EPOCHS]
+    ok(run_script(["./01_train.sh", *args]))
     return {"root": root, "args": args, "model": root / "models" / "eval_data" / "beats" / "all"}
 
 
 def test_evaluation_mode_writes_unlabelled_submission_files(eval_reference):
-    result = _ok(run_script(["./02_test.sh", *eval_reference["args"]]))
+    result = ok(run_script(["./02_test.sh", *eval_reference["args"]]))
     out = eval_reference["root"] / "results" / "eval_data" / "beats_knn"
     assert "no metrics" in result.stderr and not (out / "result.csv").exists()
     assert sorted(p.name for p in out.glob("anomaly_score_*")) == [
@@ -132,7 +122,7 @@ def test_evaluation_mode_writes_unlabelled_submission_files(eval_reference):
 def test_two_torchrun_processes_train_like_one(eval_reference, tmp_path):
     args = [a for a in eval_reference["args"]]
     args[args.index("--run.model_dir") + 1] = str(tmp_path / "models")
-    result = _ok(run_script(["./01_train.sh", *args, "--nproc-per-node", "2"]))
+    result = ok(run_script(["./01_train.sh", *args, "--nproc-per-node", "2"]))
     assert "process 0 of 2, device cpu" in result.stderr
     model = tmp_path / "models" / "eval_data" / "beats" / "all"
     names, scores = _train_scores(model)
@@ -161,7 +151,7 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_matches(eval_referenc
     assert process.returncode == -signal.SIGKILL, "training ended before it could be killed"
     done_epochs = len(_log(model))
     assert 1 <= done_epochs < int(SMALL_EPOCHS) and not (model / ".completed").exists()
-    resumed = _ok(run_script(["./01_train.sh", *args]))
+    resumed = ok(run_script(["./01_train.sh", *args]))
     assert f"resuming from checkpoint {model / 'checkpoint.pt'} at epoch {done_epochs}/{SMALL_EPOCHS}" in resumed.stderr
     names, scores = _train_scores(model)
     ref_names, ref_scores = _train_scores(eval_reference["model"])

@@ -3,15 +3,16 @@ system exactly as the README runs it), and what they do with bad input."""
 from __future__ import annotations
 
 import csv
+import math
 import shutil
 
 import pytest
 
 from datasets.demo_corpus import DEV_MACHINES, EVAL_MACHINES
-from tests.conftest import run_script
-from tools.evaluate import evaluate_folder, load_truth
-from tools.metrics import hmean, ranked_values
-from tools.result_tables import BASELINE_COLUMNS
+from tests.conftest import ok, run_dirs, run_script
+from reporting.evaluation import evaluate_folder, load_truth
+from reporting.metrics import hmean, ranked_values
+from reporting.result_tables import BASELINE_COLUMNS
 
 MACHINES = sorted(m.name for m in DEV_MACHINES)
 
@@ -20,22 +21,16 @@ MACHINES = sorted(m.name for m in DEV_MACHINES)
 def workspace(tmp_path_factory, demo_corpus):
     root = tmp_path_factory.mktemp("run")
     return {"root": root, "data": demo_corpus,
-            "args": ["--system", "classical", "--data-root", str(demo_corpus), "--run.model_dir", str(root / "models"),
-                     "--run.result_dir", str(root / "results"), "--data.cache_dir", str(root / "cache")]}
-
-
-def _ok(result):
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+            "args": ["--system", "classical", "--data-root", str(demo_corpus), *run_dirs(root)]}
 
 
 @pytest.fixture(scope="module")
 def dev_run(workspace, repo_root):
     args = workspace["args"]
-    train = _ok(run_script(["./01_train.sh", "-d", *args]))
-    rerun = _ok(run_script(["./01_train.sh", "-d", *args]))
-    test = _ok(run_script(["./02_test.sh", "-d", *args]))
-    gaussian = _ok(run_script(["./02_test.sh", "-d", "--score", "gaussian", *args]))
+    train = ok(run_script(["./01_train.sh", "-d", *args]))
+    rerun = ok(run_script(["./01_train.sh", "-d", *args]))
+    test = ok(run_script(["./02_test.sh", "-d", *args]))
+    gaussian = ok(run_script(["./02_test.sh", "-d", "--score", "gaussian", *args]))
     return {"train": train, "rerun": rerun, "test": test, "gaussian": gaussian,
             "results": workspace["root"] / "results" / "dev_data"}
 
@@ -61,8 +56,8 @@ def test_submission_files_follow_the_official_format(dev_run, workspace):
             if kind == "decision_result":
                 assert {r[1] for r in rows} <= {"0", "1"}
             else:
-                [float(r[1]) for r in rows]
-        assert path.read_bytes().endswith(b".wav,0\n") or path.read_bytes().endswith(b".wav,1\n")
+                assert all(math.isfinite(float(r[1])) for r in rows)
+            assert path.read_bytes().endswith(b"\n") and not path.read_bytes().endswith(b"\n\n")
 
 
 def test_result_csv_layout_and_official_score(dev_run):
@@ -84,7 +79,7 @@ def test_quality_floor_of_the_classical_system_on_the_demo(dev_run):
 
 def test_summary_table_plots_and_evaluator_ready_folder(dev_run, workspace, tmp_path):
     results_root = workspace["root"] / "results"
-    summary = _ok(run_script(["./03_summarize_results.sh", "--result-dir", str(results_root),
+    summary = ok(run_script(["./03_summarize_results.sh", "--result-dir", str(results_root),
                               "--submission-dir", str(tmp_path / "teams"), "--team", "demo"]))
     rows = list(csv.reader((results_root / "summary" / "dev_summary.csv").open()))
     assert rows[0] == ["System", "metric", "h-mean", "a-mean"] + MACHINES
@@ -105,8 +100,8 @@ def test_summary_table_plots_and_evaluator_ready_folder(dev_run, workspace, tmp_
 
 def test_evaluation_mode_without_and_with_labels(workspace):
     args = workspace["args"]
-    _ok(run_script(["./01_train.sh", "-e", *args]))
-    unlabelled = _ok(run_script(["./02_test.sh", "-e", *args]))
+    ok(run_script(["./01_train.sh", "-e", *args]))
+    unlabelled = ok(run_script(["./02_test.sh", "-e", *args]))
     out = workspace["root"] / "results" / "eval_data" / "classical_knn"
     assert "no metrics" in unlabelled.stderr and not (out / "result.csv").exists()
     machines = sorted(m.name for m in EVAL_MACHINES)
@@ -119,7 +114,7 @@ def test_evaluation_mode_without_and_with_labels(workspace):
         else:
             current.write(",".join(row) + "\n")
             current.flush()
-    labelled = _ok(run_script(["./02_test.sh", "-e", *args]))
+    labelled = ok(run_script(["./02_test.sh", "-e", *args]))
     assert (out / "result.csv").is_file() and "official score" in labelled.stderr
     for machine in machines:
         (workspace["data"] / "eval_data" / "raw" / machine / "eval_labels.csv").unlink()
@@ -128,11 +123,10 @@ def test_evaluation_mode_without_and_with_labels(workspace):
 def test_default_system_train_test_mahala_summarize(demo_corpus, tmp_path):
     """`./01_train.sh -d && ./02_test.sh -d --score mahala && ./03_summarize_results.sh` with the
     default system (the autoencoder baseline), fewer epochs to fit the test budget."""
-    dirs = ["--data-root", str(demo_corpus), "--run.model_dir", str(tmp_path / "models"),
-            "--run.result_dir", str(tmp_path / "results"), "--data.cache_dir", str(tmp_path / "cache")]
-    _ok(run_script(["./01_train.sh", "-d", *dirs, "--autoencoder.epochs", "3"]))
-    _ok(run_script(["./02_test.sh", "-d", "--score", "mahala", *dirs]))
-    summary = _ok(run_script(["./03_summarize_results.sh", "--result-dir", str(tmp_path / "results")]))
+    dirs = ["--data-root", str(demo_corpus), *run_dirs(tmp_path), "--autoencoder.epochs", "3"]
+    ok(run_script(["./01_train.sh", "-d", *dirs]))
+    ok(run_script(["./02_test.sh", "-d", "--score", "mahala", *dirs]))
+    summary = ok(run_script(["./03_summarize_results.sh", "--result-dir", str(tmp_path / "results")]))
     assert "| autoencoder_mahala | TOTAL score |" in summary.stdout
     out = tmp_path / "results" / "dev_data" / "autoencoder_mahala"
     assert sorted(p.name for p in out.glob("anomaly_score_*")) == [f"anomaly_score_{m}_section_00_test.csv" for m in MACHINES]
@@ -142,6 +136,7 @@ def test_missing_data_root_names_the_download_command(workspace, tmp_path):
     result = run_script(["./01_train.sh", "-d", "--data-root", str(tmp_path / "none"), "--year", "2024",
                          "--run.model_dir", str(tmp_path / "m")])
     assert result.returncode == 1 and "run ./00_download.sh -d --year 2024 first" in result.stderr
+    assert not (tmp_path / "m").exists()  # no empty model folders for data that is not there
 
 
 def test_unknown_config_key_unknown_system_and_scorer(workspace):
@@ -155,7 +150,10 @@ def test_unknown_config_key_unknown_system_and_scorer(workspace):
 
 def test_scoring_without_a_model_names_the_training_command(workspace, tmp_path):
     result = run_script(["./02_test.sh", "-d", *workspace["args"], "--run.model_dir", str(tmp_path / "empty")])
-    assert result.returncode == 1 and "run ./01_train.sh -d --system classical first" in result.stderr
+    assert result.returncode == 1 and "no trained model for SynthFan" in result.stderr
+    args = workspace["args"]
+    trained_with = args[:args.index("--run.result_dir")] + args[args.index("--run.result_dir") + 2:]  # test-only
+    assert f"retrain with ./01_train.sh -d {' '.join(trained_with)} --run.model_dir {tmp_path / 'empty'} --force" in result.stderr
 
 
 def test_broken_test_clip_is_named_and_a_broken_training_clip_can_be_skipped(workspace, tmp_path):
@@ -163,11 +161,10 @@ def test_broken_test_clip_is_named_and_a_broken_training_clip_can_be_skipped(wor
     shutil.copytree(workspace["data"] / "dev_data" / "raw" / "SynthValve", data / "SynthValve")
     broken_train = sorted((data / "SynthValve" / "train").glob("*.wav"))[3]
     broken_train.write_bytes(b"RIFF\x00")
-    args = ["--data-root", str(data), "--run.model_dir", str(tmp_path / "models"),
-            "--run.result_dir", str(tmp_path / "results"), "--data.cache_dir", str(tmp_path / "cache")]
+    args = ["--data-root", str(data), *run_dirs(tmp_path)]
     stopped = run_script(["./01_train.sh", "-d", *args])
     assert stopped.returncode == 1 and broken_train.name in stopped.stderr and "training failed for: SynthValve" in stopped.stderr
-    skipped = _ok(run_script(["./01_train.sh", "-d", *args, "--data.on_bad_file", "skip"]))
+    skipped = ok(run_script(["./01_train.sh", "-d", *args, "--data.on_bad_file", "skip"]))
     assert f"skipping {broken_train}" in skipped.stderr
     broken_test = sorted((data / "SynthValve" / "test").glob("*.wav"))[0]
     broken_test.write_bytes(b"garbage")

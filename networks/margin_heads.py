@@ -21,7 +21,7 @@ batch (gathered from every process), so it does not depend on the number of proc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.distributed as dist
@@ -84,7 +84,7 @@ class ArcFace(CosineHead):
         self.margin = margin
         self.scale = scale
 
-    def forward(self, embeddings: Tensor, labels: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
+    def forward(self, embeddings: Tensor, labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], Tensor]:
         """Returns (per-clip loss `[batch]` or None without labels, class logits `[batch, classes]`)."""
         cos = self.cosine(embeddings)
         logits = self.scale * cos
@@ -125,7 +125,7 @@ class AdaCos(CosineHead):
         if torch.isfinite(new):
             self.scale.copy_(new.clamp(min=MIN_SCALE))
 
-    def forward(self, embeddings: Tensor, labels: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
+    def forward(self, embeddings: Tensor, labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], Tensor]:
         """Returns (per-clip loss `[batch]` or None without labels, class logits `[batch, classes]`)."""
         cos = self.cosine(embeddings)
         if labels is not None and self.training:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.config import fingerprint, load_config
 from datasets.audio import AudioError, read_clip
 from datasets.feature_cache import Spectrum, cached_features, cached_log_mels, feature_key, kind_key
 from datasets.features import EXTRACTOR_VERSION, log_mel_spectrogram, log_spectrum
 from datasets.manifest import machine_clips
+from core.config import fingerprint, load_config
 
 
 @pytest.fixture

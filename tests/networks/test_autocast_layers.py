@@ -17,8 +17,8 @@ a legitimate difference of several percent.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest

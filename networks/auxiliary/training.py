@@ -196,8 +196,8 @@ def train_network(network: AuxiliaryNet, cfg: AuxiliaryConfig, inputs: ClipInput
     network.to(device)
     workdir.mkdir(parents=True, exist_ok=True)
     n_classes = network.head.n_classes
-    frames = crop_frames(cfg, inputs.frames())
     lengths = inputs.frames()
+    frames = crop_frames(cfg, lengths)
     labels = torch.as_tensor(targets, device=device)
     dtype = amp_dtype(cfg.amp, device)
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

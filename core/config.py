@@ -184,6 +184,33 @@ class BeatsConfig:
 
 
 @dataclass
+class AuxiliaryConfig:
+    branches: list[Literal["logmel", "spectrum"]]  # the inputs, each through its own CNN branch (each once)
+    spectrum_bins: PositiveInt  # bands of the whole clip's log spectrum (spectrum branch)
+    channels: list[PositiveInt]  # widths of the residual stages; each stage after the first halves the resolution
+    blocks: PositiveInt  # residual blocks per stage
+    pooling: Literal["mean", "attentive"]  # time pooling of the log-mel branch
+    attention_dim: PositiveInt  # hidden width of the attentive pooling
+    embedding_dim: PositiveInt  # width of each branch's output; the embedding concatenates the branches
+    head: Literal["adacos", "arcface", "subcluster_adacos"]
+    subclusters: PositiveInt  # subcluster_adacos: centres per class
+    margin: NonNegativeFloat  # arcface: additive angular margin (radians)
+    scale: PositiveFloat  # arcface: logit scale (the AdaCos heads adapt theirs)
+    mixup_alpha: NonNegativeFloat  # mixup of two clips with a Beta(alpha, alpha) weight; 0 = off
+    mask_fraction: Annotated[float, Range(0, 1, open_high=True)]  # SpecAugment: one time and one mel mask of up to this fraction per clip; 0 = off
+    train_frames: NonNegativeInt  # log-mel frames of the random crop trained on; 0 = the shortest training clip
+    epochs: PositiveInt
+    batch_size: Annotated[int, Range(2)]  # clips per step (batch normalisation needs two)
+    lr: PositiveFloat  # AdamW, cosine decay to zero over all epochs
+    weight_decay: NonNegativeFloat
+    amp: bool  # bf16 autocast on GPUs that have it; the CPU runs float32
+    ensemble: PositiveInt  # networks trained with seeds seed, seed + 1, ...; their standardised scores are averaged
+    knn_k: PositiveInt  # knn scorer: neighbours averaged
+    mahala_ridge: PositiveFloat  # mahala scorer: covariance loading relative to the mean variance of a bank
+    threads: NonNegativeInt  # CPU threads for torch; 0 = PyTorch's default (all cores)
+
+
+@dataclass
 class Config:
     run: RunConfig
     data: DataConfig
@@ -194,6 +221,7 @@ class Config:
     classical: ClassicalConfig
     autoencoder: AutoencoderConfig
     beats: BeatsConfig
+    auxiliary: AuxiliaryConfig
     download: DownloadConfig
 
     def to_dict(self) -> dict:

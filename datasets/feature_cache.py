@@ -1,8 +1,10 @@
-"""Clips -> log-mel spectrograms, computed once in parallel worker processes and cached on disk.
+"""Clips -> features (log-mel spectrograms, or another kind), computed once in parallel worker
+processes and cached on disk.
 
-Reads WAV files; writes `<data.cache_dir>/<key>/<folder hash>/<clip>/log_mel.npy`, where `key`
-hashes the whole feature configuration (every `feature` key, the sample rate, the channel and the
-extractor version), so a changed parameter never reuses stale features, and beside it
+Reads WAV files; writes `<data.cache_dir>/<key>/<folder hash>/<clip>/<kind>.npy` (`log_mel.npy`,
+`spectrum.npy`), where `key` hashes the whole configuration of the feature kind (for log-mels
+every `feature` key; for the clip spectrum its number of bands), the sample rate, the channel and
+the extractor version, so a changed parameter never reuses stale features, and beside it
 `wav_stamp.txt`, the stamp of the WAV file the features were computed from (`source_stamp`): an
 entry whose stamp no longer matches its WAV file is recomputed and overwritten.
 """
@@ -12,35 +14,66 @@ import hashlib
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from datasets.audio import AudioError, read_clip, usable_indices
-from datasets.features import EXTRACTOR_VERSION, log_mel_spectrogram
-from datasets.manifest import Clip
 from core.atomic import atomic_path, write_text
 from core.config import DataConfig, FeatureConfig, fingerprint
+from datasets.audio import AudioError, read_clip, usable_indices
+from datasets.features import EXTRACTOR_VERSION, SPECTRUM_VERSION, log_mel_spectrogram, log_spectrum
+from datasets.manifest import Clip
+
+
+@dataclass(frozen=True)
+class LogMel:
+    """The log-mel spectrogram kind: `[frames, n_mels]` per clip."""
+
+    feature: FeatureConfig
+    file_name = "log_mel.npy"
+
+    def settings(self) -> dict:
+        return {"feature": asdict(self.feature), "extractor": EXTRACTOR_VERSION}
+
+    def __call__(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
+        return log_mel_spectrogram(wave, sample_rate, self.feature)
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """The whole-clip log power spectrum kind: `[bins]` per clip."""
+
+    bins: int
+    file_name = "spectrum.npy"
+
+    def settings(self) -> dict:
+        return {"spectrum_bins": self.bins, "extractor": f"spectrum-{SPECTRUM_VERSION}"}
+
+    def __call__(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
+        return log_spectrum(wave, self.bins)
+
+
+FeatureKind = LogMel | Spectrum
+
+
+def kind_key(data_cfg: DataConfig, kind: FeatureKind) -> str:
+    """The cache key of a feature kind: a hash of everything that changes its features."""
+    return fingerprint({**kind.settings(), "sample_rate": data_cfg.sample_rate, "channel": data_cfg.channel})
 
 
 def feature_key(data_cfg: DataConfig, feature_cfg: FeatureConfig) -> str:
-    """The cache key: a hash of everything that changes the features."""
-    return fingerprint({
-        "feature": asdict(feature_cfg),
-        "sample_rate": data_cfg.sample_rate,
-        "channel": data_cfg.channel,
-        "extractor": EXTRACTOR_VERSION,
-    })
+    """The cache key of the log-mel spectrograms."""
+    return kind_key(data_cfg, LogMel(feature_cfg))
 
 
-def cache_path(clip: Clip, cache_root: Path) -> Path:
+def cache_path(clip: Clip, cache_root: Path, file_name: str = LogMel.file_name) -> Path:
     """Where one clip's features are cached (clips of different datasets share file names); a
     folder per clip keeps the listings that atomic writes make to clean up after killed runs short."""
     folder = hashlib.sha1(str(clip.path.resolve().parent).encode()).hexdigest()[:12]
-    return cache_root / folder / clip.path.stem / "log_mel.npy"
+    return cache_root / folder / clip.path.stem / file_name
 
 
 def stamp_path(target: Path) -> Path:
@@ -75,11 +108,26 @@ def cached_log_mels(
     desc: str = "features",
     mmap: bool = False,
 ) -> tuple[list[Clip], list[np.ndarray]]:
-    """Log-mel spectrograms of `clips`, from the cache where possible.
+    """Log-mel spectrograms `[frames, n_mels]` of `clips`, from the cache where possible; the
+    arguments and results are those of `cached_features`."""
+    return cached_features(clips, data_cfg, LogMel(feature_cfg), expected_channels, allow_skip, desc, mmap)
+
+
+def cached_features(
+    clips: list[Clip],
+    data_cfg: DataConfig,
+    kind: FeatureKind,
+    expected_channels: int | None,
+    allow_skip: bool,
+    desc: str = "features",
+    mmap: bool = False,
+) -> tuple[list[Clip], list[np.ndarray]]:
+    """Features of one kind of `clips`, from the cache where possible.
 
     Args:
         clips: the clips, in the order wanted.
-        data_cfg, feature_cfg: the `data` and `feature` configuration sections.
+        data_cfg: the `data` configuration section.
+        kind: what to compute (`LogMel(feature_cfg)`, `Spectrum(bins)`).
         expected_channels: channel count the dataset promises, or None to accept any.
         allow_skip: whether `data.on_bad_file: skip` may drop a broken clip (training clips);
             broken test clips always raise, because a submission needs a score for every clip.
@@ -87,18 +135,18 @@ def cached_log_mels(
             a caller that copies them into one array of its own and must not hold them twice.
 
     Returns:
-        The clips kept and their [frames, n_mels] float32 spectrograms, in input order.
+        The clips kept and their float32 features, in input order.
 
     Raises:
         AudioError: a clip cannot be used and may not be skipped; the message names the file.
     """
-    root = Path(data_cfg.cache_dir) / feature_key(data_cfg, feature_cfg)
-    targets = [cache_path(c, root) for c in clips]
+    root = Path(data_cfg.cache_dir) / kind_key(data_cfg, kind)
+    targets = [cache_path(c, root, kind.file_name) for c in clips]
     stamps = [source_stamp(c.path) for c in clips]
     todo = [i for i, (t, stamp) in enumerate(zip(targets, stamps)) if not _fresh(t, stamp)]
     errors: dict[int, str] = {}
     if todo:
-        jobs = [(str(clips[i].path), str(targets[i]), stamps[i], data_cfg, feature_cfg, expected_channels)
+        jobs = [(str(clips[i].path), str(targets[i]), stamps[i], data_cfg, kind, expected_channels)
                 for i in todo]
         workers = max(1, min(data_cfg.workers, len(jobs)))
         results = _run(jobs, workers, desc)
@@ -153,7 +201,7 @@ def _extract_job(job: tuple) -> str | None:
     return _extract(*job)
 
 
-def _extract(path: str, target: str, stamp: str | None, data_cfg: DataConfig, feature_cfg: FeatureConfig,
+def _extract(path: str, target: str, stamp: str | None, data_cfg: DataConfig, kind: FeatureKind,
              expected_channels: int | None) -> str | None:
     """Compute and store one clip's features and the stamp its WAV file had before it was read;
     return an error message instead of raising, so the parent can name every broken file."""
@@ -161,7 +209,7 @@ def _extract(path: str, target: str, stamp: str | None, data_cfg: DataConfig, fe
         wave = read_clip(Path(path), data_cfg.sample_rate, data_cfg.channel, expected_channels)
     except AudioError as e:
         return str(e)
-    features = log_mel_spectrogram(wave, data_cfg.sample_rate, feature_cfg)
+    features = kind(wave, data_cfg.sample_rate)
     with atomic_path(Path(target)) as tmp, tmp.open("wb") as f:
         np.save(f, features)
     # The stamp goes last: a run killed before it leaves the stamp of an older content (or none),

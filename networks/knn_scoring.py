@@ -5,24 +5,18 @@ scores `[clips]`, higher = more anomalous. Holds its state in numpy arrays (`sta
 
 Per (machine, section) the training embeddings form one bank per domain (source: many clips,
 target: a handful). A clip's distance to a bank is the mean cosine distance to its `k` nearest
-members. Distances to a small bank are larger merely because it is small, so each bank's
-distances are standardised with the mean and standard deviation of its own members'
-leave-one-out distances (each member against the others); the score is the smaller
-standardised distance over the banks, so a clip close to either domain is normal.
+members; each bank's distances are standardised by its members' leave-one-out distances and the
+smaller standardised distance over the banks wins (`networks.section_banks`).
 
 Written with numpy rather than sklearn's NearestNeighbors: leave-one-out must exclude a
 member by index, which the "query k + 1 and drop the first" idiom gets wrong for duplicate clips.
 """
 from __future__ import annotations
 
-import logging
-from collections import defaultdict
-
 import numpy as np
 
-log = logging.getLogger(__name__)
+from networks.section_banks import SectionBanks
 
-STD_FLOOR = 1e-6
 BLOCK = 4096  # query rows per distance matrix (bounded memory for large banks)
 
 
@@ -52,68 +46,37 @@ def knn_distance(queries: np.ndarray, bank: np.ndarray, k: int, exclude: np.ndar
     return out
 
 
-class SectionKnn:
-    """Per-section, per-domain cosine k-NN banks with leave-one-out standardisation (sklearn-style)."""
+class SectionKnn(SectionBanks):
+    """Per-section, per-domain cosine k-NN banks with leave-one-out standardisation (sklearn-style).
+
+    `banks_` holds each bank's unit-length embeddings `[m, dim]`; `stats_` (mean, std, k used).
+    """
+
+    name = "k-NN"
 
     def __init__(self, k: int = 1) -> None:
         if k < 1:
             raise ValueError(f"beats.knn_k must be at least 1, got {k}")
+        super().__init__()
         self.k = k
-        self.banks_: dict[tuple[str, str, str], np.ndarray] = {}
-        self.stats_: dict[tuple[str, str, str], tuple[float, float, int]] = {}  # mean, std, k used
-        self.train_scores_: np.ndarray = np.zeros(0)
 
     def _k(self, size: int) -> int:
         # A bank of n clips has n - 1 leave-one-out neighbours; test clips use the same k so
         # their distances are comparable with the statistics.
         return max(1, min(self.k, size - 1))
 
-    def fit(self, embeddings: np.ndarray, machines: list[str], sections: list[str], domains: list[str]) -> "SectionKnn":
-        """Build the banks from training embeddings; sets `train_scores_` (leave-one-out)."""
-        x = _normalise(embeddings)
-        members: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-        for i, key in enumerate(zip(machines, sections, domains)):
-            members[key].append(i)
-        self.banks_ = {key: x[idx] for key, idx in members.items()}
-        self.stats_ = {}
-        for key, idx in members.items():
-            k = self._k(len(idx))
-            if len(idx) < 2:
-                log.warning("k-NN bank %s has a single clip: its distances cannot be standardised", "/".join(key))
-                self.stats_[key] = (0.0, 1.0, k)
-                continue
-            own = knn_distance(x[idx], self.banks_[key], k, exclude=np.arange(len(idx)))
-            self.stats_[key] = (float(own.mean()), float(max(own.std(), STD_FLOOR)), k)
-        scores = np.full(len(x), np.inf)
-        for (machine, section, domain), idx in members.items():
-            for key in self._section_banks(machine, section):
-                exclude = np.arange(len(idx)) if key[2] == domain else None
-                scores[idx] = np.minimum(scores[idx], self._standardised(x[idx], key, exclude))
-        self.train_scores_ = scores
-        return self
+    def _prepare(self, embeddings: np.ndarray) -> np.ndarray:
+        return _normalise(embeddings)
 
-    def _section_banks(self, machine: str, section: str) -> list[tuple[str, str, str]]:
-        keys = sorted(key for key in self.banks_ if key[:2] == (machine, section))
-        if not keys:
-            known = sorted({f"{m} section {s}" for m, s, _ in self.banks_})
-            raise KeyError(f"{machine} section {section} has no training clips (trained sections: {', '.join(known)})")
-        return keys
+    def _fit_bank(self, key: tuple[str, str, str], members: np.ndarray, everything: np.ndarray) -> np.ndarray:
+        return members
 
-    def _standardised(self, queries: np.ndarray, key: tuple[str, str, str], exclude: np.ndarray | None) -> np.ndarray:
-        mean, std, k = self.stats_[key]
-        return (knn_distance(queries, self.banks_[key], k, exclude) - mean) / std
+    def _bank_stats(self, key: tuple[str, str, str], own: np.ndarray) -> tuple[float, float, int]:
+        return (*super()._bank_stats(key, own), self._k(len(self.banks_[key])))
 
-    def score(self, embeddings: np.ndarray, machines: list[str], sections: list[str]) -> np.ndarray:
-        """[n] scores of new clips: the smaller standardised k-NN distance to the banks of their section."""
-        x = _normalise(embeddings)
-        scores = np.full(len(x), np.inf)
-        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for i, key in enumerate(zip(machines, sections)):
-            groups[key].append(i)
-        for (machine, section), idx in groups.items():
-            for key in self._section_banks(machine, section):
-                scores[idx] = np.minimum(scores[idx], self._standardised(x[idx], key, None))
-        return scores
+    def _distances(self, queries: np.ndarray, key: tuple[str, str, str], leave_out: bool) -> np.ndarray:
+        bank = self.banks_[key]
+        return knn_distance(queries, bank, self._k(len(bank)), np.arange(len(queries)) if leave_out else None)
 
     def state_dict(self) -> dict:
         return {"k": self.k, "banks": {"/".join(key): bank for key, bank in self.banks_.items()},
@@ -121,7 +84,7 @@ class SectionKnn:
                 "train_scores": self.train_scores_}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "SectionKnn":
+    def from_state_dict(cls, state: dict) -> SectionKnn:
         knn = cls(int(state["k"]))
         knn.banks_ = {tuple(key.split("/")): np.asarray(bank) for key, bank in state["banks"].items()}
         knn.stats_ = {tuple(key.split("/")): (float(v[0]), float(v[1]), int(v[2])) for key, v in state["stats"].items()}

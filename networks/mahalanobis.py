@@ -1,4 +1,5 @@
-"""Selective Mahalanobis scoring of reconstruction residuals (the official baseline's MAHALA mode).
+"""Selective Mahalanobis scoring of reconstruction residuals (the official baseline's MAHALA mode),
+and of clip embeddings per section and domain (`SectionGaussians`).
 
 After training, the residuals `x - reconstruction` of the training context vectors are summarised
 per domain (source, target) by their covariance; a clip is then scored by the squared
@@ -8,13 +9,23 @@ baseline computes: its per-clip score is the mean of all entries of `D P D^T` fo
 residual matrix D, which equals `mean(D)^T P mean(D)`.
 
 Streaming: `ResidualMoments` accumulates means and covariances batch by batch, so no residual
-array of a whole machine type is ever held. Reads and writes nothing.
+array of a whole machine type is ever held.
+
+`SectionGaussians` fits one Gaussian (mean, ridge-loaded covariance) to the embeddings of each
+(machine, section, domain) bank and scores a clip by its squared Mahalanobis distance to each
+bank of its section, standardised by the bank's leave-one-out distances; the smaller wins
+(`networks.section_banks`). The leave-one-out distance of a member needs no refit: removing one
+vector changes the mean and the scatter by a rank-one term, whose inverse Sherman-Morrison gives
+in closed form. Reads and writes nothing.
 """
 from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
+
+from networks.section_banks import BankKey, SectionBanks
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +50,7 @@ class ResidualMoments:
         self.mean_ = torch.zeros(dim, dtype=torch.float64)
         self.scatter_ = torch.zeros((dim, dim), dtype=torch.float64)
 
-    def update(self, x: torch.Tensor) -> "ResidualMoments":
+    def update(self, x: torch.Tensor) -> ResidualMoments:
         """Add a batch of vectors, [n, dim] (any float dtype and device)."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"expected [n, {self.dim}] vectors, got {tuple(x.shape)}")
@@ -88,7 +99,7 @@ class SelectiveMahalanobis:
     def __init__(self, ridge: float = 0.0) -> None:
         self.ridge = ridge
 
-    def fit(self, moments: dict[str, ResidualMoments]) -> "SelectiveMahalanobis":
+    def fit(self, moments: dict[str, ResidualMoments]) -> SelectiveMahalanobis:
         """Fit one covariance per domain; a domain with fewer than two vectors (e.g. no target
         training clips) borrows the source covariance, as the official baseline does."""
         if "source" not in moments or moments["source"].n_ < 2:
@@ -131,10 +142,86 @@ class SelectiveMahalanobis:
                 "precisions": self.precisions_, "counts": self.counts_}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "SelectiveMahalanobis":
+    def from_state_dict(cls, state: dict) -> SelectiveMahalanobis:
         scorer = cls(state["ridge"])
         scorer.domains_ = tuple(state["domains"])
         scorer.covariances_ = state["covariances"]
         scorer.precisions_ = state["precisions"]
         scorer.counts_ = state["counts"]
+        return scorer
+
+
+class SectionGaussians(SectionBanks):
+    """Per-section, per-domain Gaussians of embeddings, scored by standardised squared Mahalanobis
+    distance (sklearn-style `fit`/`score`; see `networks.section_banks`).
+
+    Args:
+        ridge: diagonal loading relative to the bank's mean variance (> 0): a target bank has
+            fewer clips than dimensions, and its covariance is singular without it.
+
+    `banks_` holds per bank: `mean` [dim], `values` [dim] and `vectors` [dim, dim] (eigenvalues
+    and eigenvectors of the covariance, unloaded), `loading` (the ridge times the mean variance),
+    `n` (clips) and `own` (False where the bank had fewer than two distinct clips and borrows the
+    covariance of all training clips; its members then cannot be left out).
+    """
+
+    name = "Gaussian"
+
+    def __init__(self, ridge: float) -> None:
+        if not ridge > 0:
+            raise ValueError(f"the Gaussian scorer needs a positive ridge, got {ridge}")
+        super().__init__()
+        self.ridge = ridge
+
+    def _prepare(self, embeddings: np.ndarray) -> np.ndarray:
+        return np.asarray(embeddings, dtype=np.float64)
+
+    def _fit_bank(self, key: BankKey, members: np.ndarray, everything: np.ndarray) -> dict:
+        moments = ResidualMoments(members.shape[1]).update(torch.from_numpy(members))
+        own = moments.n_ >= 2 and float(torch.trace(moments.scatter_)) > 0
+        if not own:
+            log.warning("Gaussian bank %s (%d clip(s)) has no spread of its own: it borrows the covariance of all "
+                        "%d training clips", "/".join(key), moments.n_, len(everything))
+        covariance = moments.covariance() if own else ResidualMoments(everything.shape[1]).update(
+            torch.from_numpy(everything)).covariance()
+        values, vectors = torch.linalg.eigh(covariance)
+        dim = len(values)
+        # C order (eigh returns columns-major vectors): a stored and reloaded bank then multiplies the
+        # same memory layout, and gives bit-identical distances
+        return {"mean": moments.mean_.numpy(), "values": values.clamp_min(0).numpy(),
+                "vectors": np.ascontiguousarray(vectors.numpy()),
+                # floored: identical training embeddings have no variance at all
+                "loading": max(float(self.ridge * torch.trace(covariance) / dim), np.finfo(np.float64).tiny),
+                "n": int(moments.n_), "own": bool(own)}
+
+    def _distances(self, queries: np.ndarray, key: BankKey, leave_out: bool) -> np.ndarray:
+        bank = self.banks_[key]
+        projected = (queries - bank["mean"]) @ bank["vectors"]  # [n, dim] in the covariance's eigenbasis
+        values, loading, n = bank["values"], bank["loading"], bank["n"]
+        if not leave_out:
+            return (projected ** 2 / (values + loading)).sum(axis=1)
+        if not bank["own"] or n < 3:
+            return np.full(len(queries), np.inf)
+        # Member i left out: mean' = mean - r/(n-1), scatter' = scatter - n/(n-1) r r^T for its residual
+        # r, so its covariance' + loading I = A - c r r^T with A = scatter/(n-2) + loading I (the
+        # covariance's eigenbasis, eigenvalues scaled by (n-1)/(n-2)) and c = n/((n-1)(n-2)).
+        # Sherman-Morrison: r^T (A - c r r^T)^-1 r = a / (1 - c a) with a = r^T A^-1 r, and the
+        # member lies n/(n-1) r from the reduced mean.
+        a = (projected ** 2 / (values * (n - 1) / (n - 2) + loading)).sum(axis=1)
+        c = n / ((n - 1) * (n - 2))
+        return (n / (n - 1)) ** 2 * a / np.maximum(1.0 - c * a, np.finfo(np.float64).tiny)
+
+    def state_dict(self) -> dict:
+        return {"ridge": self.ridge, "banks": {"/".join(key): bank for key, bank in self.banks_.items()},
+                "stats": {"/".join(key): list(value) for key, value in self.stats_.items()},
+                "train_scores": self.train_scores_}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> SectionGaussians:
+        scorer = cls(float(state["ridge"]))
+        scorer.banks_ = {tuple(key.split("/")): {name: np.asarray(value) if name in ("mean", "values", "vectors") else value
+                                                 for name, value in bank.items()}
+                         for key, bank in state["banks"].items()}
+        scorer.stats_ = {tuple(key.split("/")): (float(v[0]), float(v[1])) for key, v in state["stats"].items()}
+        scorer.train_scores_ = np.asarray(state["train_scores"])
         return scorer

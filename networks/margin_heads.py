@@ -1,7 +1,9 @@
 """Margin-based classification heads on L2-normalised embeddings: AdaCos, ArcFace, sub-cluster AdaCos.
 
-Reads embeddings `[batch, dim]` and, in training, class indices `[batch]`; writes per-clip
-cross-entropy losses `[batch]` and class logits `[batch, classes]` (for accuracy).
+Reads embeddings `[batch, dim]` and, in training, targets: class indices `[batch]`, or class
+weights `[batch, classes]` summing to one (mixup of two clips); writes per-clip cross-entropy
+losses `[batch]` and class logits `[batch, classes]` (for accuracy). With weights, every class
+of non-zero weight counts as a true class (its margin, the AdaCos statistics).
 
 All heads compare the normalised embedding with normalised class centres (cosine similarity):
 - `arcface` (Deng et al., 2019): fixed scale `s`, additive angular margin `m` on the true class;
@@ -29,6 +31,13 @@ from torch import Tensor, nn
 from core.runtime import distributed_rank_and_size
 
 MIN_SCALE = 1.0  # ln(C - 1) is 0 for two classes; the scale must stay positive
+
+
+def true_classes(targets: Tensor, n_classes: int) -> Tensor:
+    """`[batch, classes]` bool: each clip's true class (index targets), or every class of non-zero weight."""
+    if targets.is_floating_point():
+        return targets > 0
+    return F.one_hot(targets, n_classes).bool()
 
 
 def _gather(values: Tensor) -> Tensor:
@@ -87,7 +96,7 @@ class ArcFace(CosineHead):
         # Beyond theta = pi - m, cos(theta + m) would rise again; continue linearly instead so
         # the target logit keeps decreasing with the angle (the usual ArcFace safeguard).
         with_margin = torch.where(cos > math.cos(math.pi - m), with_margin, cos - math.sin(math.pi - m) * m)
-        target = F.one_hot(labels, self.n_classes).bool()
+        target = true_classes(labels, self.n_classes)
         margin_logits = self.scale * torch.where(target, with_margin, cos)
         return F.cross_entropy(margin_logits, labels, reduction="none"), logits
 
@@ -107,7 +116,7 @@ class AdaCos(CosineHead):
     @torch.no_grad()
     def update_scale(self, cos: Tensor, labels: Tensor) -> None:
         """Set the scale from this (global) batch: `ln(B_avg) / cos(min(pi/4, theta_med))`."""
-        target = F.one_hot(labels, self.n_classes).bool().repeat_interleave(self.per_class, dim=1)
+        target = true_classes(labels, self.n_classes).repeat_interleave(self.per_class, dim=1)
         others = torch.where(target, torch.zeros_like(cos), torch.exp(self.scale * cos)).sum(dim=1)
         closest_true = cos.masked_fill(~target, -2.0).max(dim=1).values.clamp(-1.0, 1.0)
         others, closest_true = _gather(others), _gather(closest_true)

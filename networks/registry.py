@@ -12,6 +12,7 @@ SYSTEMS: dict[str, str] = {
     "autoencoder": "networks.autoencoder.system:AutoencoderSystem",
     "classical": "networks.classical.system:ClassicalSystem",
     "beats": "networks.beats.system:BeatsSystem",
+    "auxiliary": "networks.auxiliary.system:AuxiliarySystem",
 }
 
 

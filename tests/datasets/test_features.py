@@ -13,10 +13,10 @@ import pytest
 import soundfile as sf
 
 from datasets.audio import AudioError, read_clip
-from datasets.feature_cache import cached_log_mels, feature_key
-from datasets.features import log_mel_spectrogram
+from datasets.feature_cache import Spectrum, cached_features, cached_log_mels, feature_key, kind_key
+from datasets.features import EXTRACTOR_VERSION, log_mel_spectrogram, log_spectrum
 from datasets.manifest import machine_clips
-from core.config import load_config
+from core.config import fingerprint, load_config
 
 
 @pytest.fixture
@@ -43,6 +43,33 @@ def test_every_feature_parameter_changes_the_cache_key(cfg):
     assert feature_key(dataclasses.replace(cfg.data, channel=1), cfg.feature) != base
     assert feature_key(dataclasses.replace(cfg.data, sample_rate=32000), cfg.feature) != base
     assert feature_key(dataclasses.replace(cfg.data, workers=8), cfg.feature) == base
+    # the key of caches written before other feature kinds existed: they stay valid
+    assert base == fingerprint({"feature": dataclasses.asdict(cfg.feature), "sample_rate": 16000, "channel": 0,
+                                "extractor": EXTRACTOR_VERSION})
+
+
+def test_log_spectrum_by_hand():
+    rate, n = 16000, 16000
+    t = np.arange(n) / rate
+    tone = np.sin(2 * np.pi * 1000.0 * t).astype(np.float32)  # periodogram: n/4 at the 1 kHz bin
+    spectrum = log_spectrum(tone, 8)  # 8 bands of 1 kHz; 1 kHz is the first bin of band 1 (1001 FFT bins)
+    assert spectrum.shape == (8,) and spectrum.dtype == np.float32
+    assert spectrum[1] == pytest.approx(10 * np.log10(n / 4 / 1000), abs=1e-3)
+    assert spectrum.argmax() == 1 and spectrum[[0, 2, 3]].max() < spectrum[1] - 100
+    # the level of a sound does not depend on the clip length; a clip shorter than the bands is padded
+    assert log_spectrum(tone[:8000], 8)[1] == pytest.approx(spectrum[1], abs=0.1)
+    assert np.isfinite(log_spectrum(tone[:5], 8)).all()
+
+
+def test_a_second_feature_kind_has_its_own_key_and_cache(demo_corpus, cfg, tmp_path):
+    clips = machine_clips(demo_corpus / "dev_data" / "raw", "SynthFan", "test")[:2]
+    assert kind_key(cfg.data, Spectrum(512)) not in (kind_key(cfg.data, Spectrum(1024)), feature_key(cfg.data, cfg.feature))
+    kept, spectra = cached_features(clips, cfg.data, Spectrum(512), None, allow_skip=False)
+    assert kept == clips and [s.shape for s in spectra] == [(512,), (512,)]
+    assert np.array_equal(spectra[0], log_spectrum(read_clip(clips[0].path, 16000), 512))
+    assert len(list((tmp_path / "cache" / kind_key(cfg.data, Spectrum(512))).rglob("spectrum.npy"))) == 2
+    _, log_mels = cached_log_mels(clips, cfg.data, cfg.feature, None, allow_skip=False)
+    assert log_mels[0].shape == (63, 128) and len(list((tmp_path / "cache").rglob("*.npy"))) == 4
 
 
 def test_cache_is_reused_and_refreshed_when_the_wav_changes(demo_corpus, cfg, tmp_path):

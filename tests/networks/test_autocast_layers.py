@@ -1,4 +1,4 @@
-"""Every layer type of both neural systems under CPU bfloat16 autocast, against float32.
+"""Every layer type of the neural systems under CPU bfloat16 autocast, against float32.
 
 A correct bfloat16 kernel rounds its inputs and output to 8 significant bits (relative error
 2**-9) and accumulates in float32. Measured here (AMD EPYC with AVX512-BF16; oneDNN limited to
@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from networks.autoencoder.model import DenseAutoencoder
+from networks.auxiliary.model import ResidualBlock
 from networks.beats import BEATs, load_beats
 from networks.margin_heads import get_head
 from networks.pooling import AttentiveStatisticsPooling, MeanPooling
@@ -78,8 +79,18 @@ def _autoencoder_part(part: Callable[[DenseAutoencoder], nn.Module], width: int)
     return build
 
 
-# Every layer type of BEATs, the pooling layers, the margin heads and the autoencoder, built from
-# the tiny official-format checkpoint and its golden intermediate outputs.
+def _auxiliary_conv(dims: int, stride: int) -> Callable[[BEATs, dict], Case]:
+    """A convolution of the auxiliary network's residual blocks and the batch normalisation after it
+    (its ReLUs are left out, as the autoencoder's: a sign flip reroutes a gradient legitimately)."""
+    def build(b: BEATs, g: dict) -> Case:
+        block = ResidualBlock(dims, 8, 16, stride)
+        x = _randn(4, 8, 20, 16) if dims == 2 else _randn(4, 8, 64)
+        return nn.Sequential(block.conv1, block.norm2), [x], lambda m, x: m(x)
+    return build
+
+
+# Every layer type of BEATs, the pooling layers, the margin heads, the autoencoder and the auxiliary
+# network, built from the tiny official-format checkpoint and its golden intermediate outputs.
 CASES: dict[str, Callable[[BEATs, dict], Case]] = {
     "BEATs patch embedding (Conv2d)": lambda b, g: (b, [g["fbank"]], lambda m, x: m.patch_embedding(x.unsqueeze(1))),
     "BEATs LayerNorm": lambda b, g: (b, [3 * g["patch_tokens_ln"] + 1], lambda m, x: m.layer_norm(x)),
@@ -100,6 +111,8 @@ CASES: dict[str, Callable[[BEATs, dict], Case]] = {
     "autoencoder Linear + BatchNorm1d (input)": _autoencoder_part(lambda n: nn.Sequential(*n.encoder[:2]), 640),
     "autoencoder Linear + BatchNorm1d (bottleneck)": _autoencoder_part(lambda n: nn.Sequential(*n.encoder[3:5]), 128),
     "autoencoder output Linear": _autoencoder_part(lambda n: n.decoder[-1], 128),
+    "auxiliary Conv2d 3x3 (stride 2) + BatchNorm2d": _auxiliary_conv(2, 2),
+    "auxiliary Conv1d 3 + BatchNorm1d": _auxiliary_conv(1, 1),
 }
 
 

@@ -1,6 +1,7 @@
 """Margin heads: exact logits on hand examples, the adaptive scale, the registry, learning a toy task."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -94,3 +95,25 @@ def test_registry_lists_valid_heads_and_rejects_one_class():
         get_head("cosface", 8, 3)
     with pytest.raises(ValueError, match="at least two classes"):
         get_head("adacos", 8, 1)
+
+
+@pytest.mark.parametrize("name", ["adacos", "arcface", "subcluster_adacos"])
+def test_class_weights_of_mixed_clips_give_the_mixed_loss(name):
+    torch.manual_seed(0)
+    head = get_head(name, 4, 3, subclusters=2, margin=0.3, scale=8.0)
+    x = torch.randn(2, 4)
+    a, b = torch.tensor([0, 2]), torch.tensor([1, 1])
+    one_hot = F.one_hot(a, 3).float()
+    twin = copy.deepcopy(head)
+    head.train(), twin.train()
+    by_index, _ = head(x, a)
+    by_weight, _ = twin(x, one_hot)  # the same targets as weights: the same loss and the same adapted scale
+    assert torch.allclose(by_weight, by_index, atol=1e-6)
+    assert float(twin.scale) == pytest.approx(float(head.scale))
+    head.eval()  # a fixed scale: the mixed loss is exactly the weighted sum for plain softmax heads
+    mixed, _ = head(x, 0.7 * one_hot + 0.3 * F.one_hot(b, 3).float())
+    if name != "arcface":
+        assert torch.allclose(mixed, 0.7 * head(x, a)[0] + 0.3 * head(x, b)[0], atol=1e-5)
+    else:  # the margin lowers both true logits: the loss exceeds the softmax loss without margin
+        plain = F.cross_entropy(head(x)[1], 0.7 * one_hot + 0.3 * F.one_hot(b, 3).float(), reduction="none")
+        assert torch.all(mixed > plain)

@@ -1,9 +1,10 @@
 """Every layer type of the neural systems under CPU bfloat16 autocast, against float32.
 
 A correct bfloat16 kernel rounds its inputs and output to 8 significant bits (relative error
-2**-9) and accumulates in float32. Measured here (AMD EPYC with AVX512-BF16; oneDNN limited to
-AVX512_CORE, AVX2 and SSE4.1, ATen's default and AVX2 kernels): at most 0.0061 of the output's
-largest value (self-attention) and 0.0047 of the gradient's norm. BF16_TOL leaves about 8 times
+2**-9) and accumulates in float32. Measured here (AMD EPYC with AVX512-BF16; also with oneDNN
+limited to AVX512_CORE, and to AVX2 or SSE4.1 where PyTorch's own bf16 kernels take over; ATen's
+AVX2 and default kernels): at most 0.0061 of the output's largest value (self-attention) and
+0.0047 of the gradient's norm. BF16_TOL leaves about 8 times
 that; a kernel that computes wrongly in bfloat16 (oneDNN's grouped long-kernel convolution on AMX
 CPUs: an error larger than the output itself) is far outside it. Such a layer is kept in float32,
 which the last test checks to float32 precision.

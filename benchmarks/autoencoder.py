@@ -23,6 +23,7 @@ and results under `<workdir>/run-<time>/`. Writes `name value unit` lines on std
 - load_average_before / _after and matmul_gflops (one-thread float32 matmul, this moment), so a
   figure from a shared or throttled machine can be judged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,17 +40,21 @@ from pathlib import Path
 import psutil
 import torch
 
-from core.runtime import setup_logging
 from benchmarks.common import peak_rss_mib, report
+from core.runtime import setup_logging
 
 log = logging.getLogger("benchmark")
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.autoencoder", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path("exp/benchmark_ae"), help="corpus and runs (default: exp/benchmark_ae)")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("exp/benchmark_ae"), help="corpus and runs (default: exp/benchmark_ae)"
+    )
     parser.add_argument("--corpus", type=Path, help="an existing corpus (data root) instead of the generated one")
-    parser.add_argument("--machine", default="SynthFan", help="synthetic machine type to generate and use (default: SynthFan)")
+    parser.add_argument(
+        "--machine", default="SynthFan", help="synthetic machine type to generate and use (default: SynthFan)"
+    )
     parser.add_argument("--train-clips", type=int, default=1000, help="training clips (default: 1000, as DCASE)")
     parser.add_argument("--test-clips", type=int, default=200, help="test clips (default: 200, as DCASE)")
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length (default: 10)")
@@ -64,12 +69,27 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging(level="INFO")
-    corpus = args.corpus or ensure_corpus(args.workdir / "corpus", args.machine, args.train_clips, args.test_clips, args.seconds)
+    corpus = args.corpus or ensure_corpus(
+        args.workdir / "corpus", args.machine, args.train_clips, args.test_clips, args.seconds
+    )
     run = args.workdir / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
-    common = ["-d", "--system", "autoencoder", "--data-root", str(corpus), "--device", args.device,
-              "--autoencoder.epochs", str(args.epochs),
-              "--run.model_dir", str(run / "models"), "--run.result_dir", str(run / "results"),
-              "--data.cache_dir", str(run / "cache")]
+    common = [
+        "-d",
+        "--system",
+        "autoencoder",
+        "--data-root",
+        str(corpus),
+        "--device",
+        args.device,
+        "--autoencoder.epochs",
+        str(args.epochs),
+        "--run.model_dir",
+        str(run / "models"),
+        "--run.result_dir",
+        str(run / "results"),
+        "--data.cache_dir",
+        str(run / "cache"),
+    ]
     if args.corpus is None:
         common += ["--machines", args.machine]
     if args.threads is not None:
@@ -77,17 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None:
         common += ["--data.workers", str(args.workers)]
 
-    figures: list[tuple[str, float, str]] = [("load_average_before", os.getloadavg()[0], "load"),
-                                             ("matmul_gflops", matmul_gflops(), "GFLOP/s")]
+    figures: list[tuple[str, float, str]] = [
+        ("load_average_before", os.getloadavg()[0], "load"),
+        ("matmul_gflops", matmul_gflops(), "GFLOP/s"),
+    ]
     sampler = TreeMemorySampler().start()
     try:
         figures += measure(common, run)
     finally:
         sampler.stop()
-    figures += [("peak_pss_tree", sampler.peak_pss / 2**20, "MiB"),
-                ("peak_rss_tree", sampler.peak_rss / 2**20, "MiB"),
-                ("peak_rss_main", peak_rss_mib(), "MiB"),
-                ("load_average_after", os.getloadavg()[0], "load")]
+    figures += [
+        ("peak_pss_tree", sampler.peak_pss / 2**20, "MiB"),
+        ("peak_rss_tree", sampler.peak_rss / 2**20, "MiB"),
+        ("peak_rss_main", peak_rss_mib(), "MiB"),
+        ("load_average_after", os.getloadavg()[0], "load"),
+    ]
     for figure in figures:
         report(*figure)
     if not args.keep:
@@ -97,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(common: list[str], run: Path) -> list[tuple[str, float, str]]:
     """Train and test through the real drivers; return the figures."""
+    from core.cli import parse_command_line
+    from core.layout import model_root
     from datasets.feature_cache import cached_log_mels
     from datasets.manifest import open_dataset
     from networks.autoencoder.system import MODEL_FILE
     from tools import test as test_driver
     from tools import train as train_driver
-    from core.cli import parse_command_line
-    from core.layout import model_root
 
     _, cfg = parse_command_line(train_driver.get_parser(), common)
     dataset = open_dataset(cfg.data.root, cfg.data.year, cfg.run.mode, cfg.data.machines)
@@ -112,8 +136,15 @@ def measure(common: list[str], run: Path) -> list[tuple[str, float, str]]:
     figures = []
 
     began = time.perf_counter()
-    cached_log_mels(train_clips, cfg.data, cfg.feature, dataset.expected_channels, allow_skip=True, desc="log-mel (train)",
-                    mmap=True)
+    cached_log_mels(
+        train_clips,
+        cfg.data,
+        cfg.feature,
+        dataset.expected_channels,
+        allow_skip=True,
+        desc="log-mel (train)",
+        mmap=True,
+    )
     train_features = time.perf_counter() - began
     figures.append(("feature_extraction_train", len(train_clips) / train_features, "clips/s"))
     began = time.perf_counter()
@@ -124,13 +155,16 @@ def measure(common: list[str], run: Path) -> list[tuple[str, float, str]]:
     for machine in dataset.machines:
         state = torch.load(model_root(cfg) / machine / MODEL_FILE, map_location="cpu", weights_only=True)
         seconds += [h["seconds"] for h in state["history"]]
-    figures += [("train_epoch_mean", statistics.mean(seconds), "s/epoch"),
-                ("train_epoch_median", statistics.median(seconds), "s/epoch"),
-                ("train_epoch_min", min(seconds), "s/epoch")]
+    figures += [
+        ("train_epoch_mean", statistics.mean(seconds), "s/epoch"),
+        ("train_epoch_median", statistics.median(seconds), "s/epoch"),
+        ("train_epoch_min", min(seconds), "s/epoch"),
+    ]
 
     began = time.perf_counter()
-    cached_log_mels(test_clips, cfg.data, cfg.feature, dataset.expected_channels, allow_skip=False, desc="log-mel (test)",
-                    mmap=True)
+    cached_log_mels(
+        test_clips, cfg.data, cfg.feature, dataset.expected_channels, allow_skip=False, desc="log-mel (test)", mmap=True
+    )
     test_features = time.perf_counter() - began
     figures.append(("feature_extraction_test", len(test_clips) / test_features, "clips/s"))
     for scorer in ("mse", "mahala"):
@@ -138,9 +172,15 @@ def measure(common: list[str], run: Path) -> list[tuple[str, float, str]]:
         if test_driver.main(common + ["--score", scorer]) != 0:
             raise RuntimeError(f"scoring with {scorer} failed; see the log above")
         took = time.perf_counter() - began
-        figures += [(f"score_{scorer}", len(test_clips) / took, "clips/s"),
-                    (f"test_{scorer}_cold", test_features + took, "s"),
-                    (f"official_score_{scorer}", official_score(run / "results" / "dev_data" / f"autoencoder_{scorer}"), "score")]
+        figures += [
+            (f"score_{scorer}", len(test_clips) / took, "clips/s"),
+            (f"test_{scorer}_cold", test_features + took, "s"),
+            (
+                f"official_score_{scorer}",
+                official_score(run / "results" / "dev_data" / f"autoencoder_{scorer}"),
+                "score",
+            ),
+        ]
     return figures
 
 
@@ -153,12 +193,20 @@ def ensure_corpus(out: Path, machine: str, train_clips: int, test_clips: int, se
     if machine not in by_name:
         raise SystemExit(f"unknown synthetic machine {machine!r}; valid: {', '.join(by_name)}")
     target = max(1, train_clips // 100)
-    size = CorpusSize(seconds=seconds, source_train=train_clips - target, target_train=target, test_per_group=test_clips // 4)
+    size = CorpusSize(
+        seconds=seconds, source_train=train_clips - target, target_train=target, test_per_group=test_clips // 4
+    )
     raw = out / "dev_data" / "raw"
     marker = out / f".completed-{machine}-{train_clips}-{test_clips}-{seconds:g}"
     if not marker.is_file():
-        log.info("writing a synthetic %s corpus (%d train, %d test clips of %g s) to %s", machine, train_clips,
-                 test_clips, seconds, out)
+        log.info(
+            "writing a synthetic %s corpus (%d train, %d test clips of %g s) to %s",
+            machine,
+            train_clips,
+            test_clips,
+            seconds,
+            out,
+        )
         shutil.rmtree(raw / machine, ignore_errors=True)
         write_machine(raw, by_name[machine], size, seed=0, anonymous_test=False)
         marker.write_text("")
@@ -187,7 +235,7 @@ def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
             best = min(best, time.perf_counter() - began)
     finally:
         torch.set_num_threads(before)
-    return 2 * size ** 3 / best / 1e9
+    return 2 * size**3 / best / 1e9
 
 
 class TreeMemorySampler:
@@ -206,7 +254,7 @@ class TreeMemorySampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self) -> "TreeMemorySampler":
+    def start(self) -> TreeMemorySampler:
         self._thread.start()
         return self
 
@@ -233,6 +281,7 @@ def _safe(read) -> int:
         return read()
     except psutil.Error:  # a worker that just exited
         return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

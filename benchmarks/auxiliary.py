@@ -15,6 +15,7 @@ a real run. Writes `name value unit` lines on stdout:
 - spectrum_clips_per_second: the clip spectrum feature of 10 s waveforms (one process);
 - parameters, peak_rss_main (this process, training set included), load_average_before/_after.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,7 +92,16 @@ def main(argv: list[str] | None = None) -> int:
         report("parameters", sum(p.numel() for p in network.parameters()), "parameters")
         targets = np.arange(args.clips) % args.classes
         began = time.perf_counter()
-        train_network(network, dataclasses.replace(cfg, epochs=args.epochs), inputs, targets, device, Path(tmp) / "model", "benchmark", 0)
+        train_network(
+            network,
+            dataclasses.replace(cfg, epochs=args.epochs),
+            inputs,
+            targets,
+            device,
+            Path(tmp) / "model",
+            "benchmark",
+            0,
+        )
         sync()
         seconds = (time.perf_counter() - began) / args.epochs
         report("train_epoch_seconds", seconds, "s")

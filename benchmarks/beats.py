@@ -19,15 +19,17 @@ import argparse
 import os
 import statistics
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
-from networks.beats import BEATs, BEATsArchitecture, build_beats, get_preset
-from datasets.fbank import num_frames
-from core.runtime import setup_logging
-from datasets.fbank import SAMPLE_RATE  # BEATs' own input rate
 from benchmarks.common import device_sync, peak_rss_mib, report
+from core.runtime import setup_logging
+from datasets.fbank import (
+    SAMPLE_RATE,  # BEATs' own input rate
+    num_frames,
+)
+from networks.beats import BEATs, BEATsArchitecture, build_beats, get_preset
 
 MATMUL_SIZE = 4096
 
@@ -91,7 +93,7 @@ def benchmark_device(
     args: argparse.Namespace,
     flops_per_clip: float,
     prefix: str,
-    autocast_dtype: Optional[torch.dtype] = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> None:
     """Matmul ceiling, encoder inference (and optionally a training step) on one device.
 
@@ -167,7 +169,12 @@ def benchmark_device(
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=1, help="clips per forward pass (default 1: on a 2-core CPU larger batches are not faster per clip)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="clips per forward pass (default 1: on a 2-core CPU larger batches are not faster per clip)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds (default 10)")
     parser.add_argument("--iters", type=int, default=3, help="timed passes, each paired with a matmul (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
@@ -177,7 +184,7 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging(level="WARNING")
     if args.batch < 1 or args.iters < 1 or args.threads < 1:

@@ -12,6 +12,7 @@ The encoder-only forward figures (clips/s against the machine's matmul ceiling) 
 `benchmarks.beats`. The machine may be shared, so the load average is printed before and
 after, and the best of the timed steps is the headline figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,19 +21,20 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
-from networks.beats import build_beats, get_preset
-from datasets.fbank import num_frames
-from networks.beats.system import build_classifier
-from networks.beats.training import BeatsClassifier, parameter_groups, resolve_amp
-from core.runtime import setup_logging
-from datasets.fbank import SAMPLE_RATE  # BEATs' own input rate
 from benchmarks.common import device_sync, peak_rss_mib, report
 from core.config import BeatsConfig, load_config
-from core.runtime import autocast
+from core.runtime import autocast, setup_logging
+from datasets.fbank import (
+    SAMPLE_RATE,  # BEATs' own input rate
+    num_frames,
+)
+from networks.beats import build_beats, get_preset
+from networks.beats.system import build_classifier
+from networks.beats.training import BeatsClassifier, parameter_groups, resolve_amp
 
 MODES = ("frozen", "lora", "finetune")
 
@@ -102,14 +104,16 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     setup_logging(level="WARNING")
     modes = [m for m in args.modes.split(",") if m]
     unknown = [m for m in modes if m not in MODES]
     if unknown or args.batch < 1 or args.iters < 1 or args.threads < 1:
-        raise SystemExit(f"--modes must name {', '.join(MODES)} (got {', '.join(unknown) or args.modes}); "
-                         "--batch, --iters and --threads must be positive")
+        raise SystemExit(
+            f"--modes must name {', '.join(MODES)} (got {', '.join(unknown) or args.modes}); "
+            "--batch, --iters and --threads must be positive"
+        )
     if args.device:  # a child: one mode on one device, in a fresh process so its peak memory is its own
         torch.set_num_threads(args.threads)
         benchmark_mode(args, modes[0], torch.device(args.device))
@@ -124,9 +128,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         benchmark_mode(args, modes[0], torch.device(devices[0]))
         report("load_average_1min_after", os.getloadavg()[0], "runnable")
         return 0
-    base = [sys.executable, "-m", "benchmarks.beats_training", "--preset", args.preset, "--batch", str(args.batch),
-            "--seconds", str(args.seconds), "--iters", str(args.iters), "--threads", str(args.threads),
-            "--classes", str(args.classes)]
+    base = [
+        sys.executable,
+        "-m",
+        "benchmarks.beats_training",
+        "--preset",
+        args.preset,
+        "--batch",
+        str(args.batch),
+        "--seconds",
+        str(args.seconds),
+        "--iters",
+        str(args.iters),
+        "--threads",
+        str(args.threads),
+        "--classes",
+        str(args.classes),
+    ]
     for device in devices:
         for mode in modes:
             done = subprocess.run(base + ["--modes", mode, "--device", device], stdout=sys.stdout, check=False)

@@ -4,10 +4,11 @@ own invocation (`python -m benchmarks.autoencoder`, `benchmarks.beats`, `benchma
 Every benchmark prints `name value unit` lines on stdout and logs through `core.runtime.setup_logging`.
 Nothing heavy is imported here.
 """
+
 from __future__ import annotations
 
 import resource
-from typing import Callable
+from collections.abc import Callable
 
 
 def report(name: str, value: float, unit: str) -> None:

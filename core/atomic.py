@@ -1,5 +1,6 @@
 """Atomic file writes: a file either has its complete new content or its old one, never a part,
 so a killed run cannot leave a half-written CSV, checkpoint or cache entry that looks complete."""
+
 from __future__ import annotations
 
 import csv

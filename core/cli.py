@@ -14,6 +14,7 @@ We keep this small layer on argparse instead of jsonargparse: our schema lives i
 `core.config`), which jsonargparse would move into the dataclasses' defaults; the whole command
 line layer here is about a hundred lines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,24 +40,30 @@ class Option:
     const: object = _NO_VALUE  # a flag that takes no value and sets `key` to this
 
 
-OPTIONS: dict[str, Option] = {o.flags[-1].lstrip("-").replace("-", "_"): o for o in (
-    Option(("-d", "--dev"), "run.mode", "development data (run.mode dev)", const="dev"),
-    Option(("-e", "--eval"), "run.mode", "evaluation data (run.mode eval)", const="eval"),
-    Option(("--system",), "run.system", "system to run (run.system)"),
-    Option(("--score",), "score.method", "scorer of the system (score.method)"),
-    Option(("--data-root",), "data.root", "data root, dataset folder or folder of machine folders (data.root)"),
-    Option(("--year",), "data.year", "DCASE Task 2 year (data.year)"),
-    Option(("--machines",), "data.machines", "comma-separated machine types (data.machines)"),
-    Option(("--device",), "run.device", "auto | cpu | cuda | cuda:N (run.device)"),
-    Option(("--seed",), "run.seed", "random seed (run.seed)"),
-    Option(("--model-dir",), "run.model_dir", "models root (run.model_dir)"),
-    Option(("--result-dir",), "run.result_dir", "results root (run.result_dir)"),
-    Option(("--force",), "run.force", "redo work that is already complete (run.force)", const=True),
-    Option(("--jobs",), "download.jobs", "parallel downloads (download.jobs)"),
-    Option(("--label-list",), "download.label_list_url",
-           "official label list of the evaluation clips: a file or an http(s) URL (download.label_list_url)"),
-    Option(("--max-fpr",), "metrics.max_fpr", "pAUC range (metrics.max_fpr)"),
-)}
+OPTIONS: dict[str, Option] = {
+    o.flags[-1].lstrip("-").replace("-", "_"): o
+    for o in (
+        Option(("-d", "--dev"), "run.mode", "development data (run.mode dev)", const="dev"),
+        Option(("-e", "--eval"), "run.mode", "evaluation data (run.mode eval)", const="eval"),
+        Option(("--system",), "run.system", "system to run (run.system)"),
+        Option(("--score",), "score.method", "scorer of the system (score.method)"),
+        Option(("--data-root",), "data.root", "data root, dataset folder or folder of machine folders (data.root)"),
+        Option(("--year",), "data.year", "DCASE Task 2 year (data.year)"),
+        Option(("--machines",), "data.machines", "comma-separated machine types (data.machines)"),
+        Option(("--device",), "run.device", "auto | cpu | cuda | cuda:N (run.device)"),
+        Option(("--seed",), "run.seed", "random seed (run.seed)"),
+        Option(("--model-dir",), "run.model_dir", "models root (run.model_dir)"),
+        Option(("--result-dir",), "run.result_dir", "results root (run.result_dir)"),
+        Option(("--force",), "run.force", "redo work that is already complete (run.force)", const=True),
+        Option(("--jobs",), "download.jobs", "parallel downloads (download.jobs)"),
+        Option(
+            ("--label-list",),
+            "download.label_list_url",
+            "official label list of the evaluation clips: a file or an http(s) URL (download.label_list_url)",
+        ),
+        Option(("--max-fpr",), "metrics.max_fpr", "pAUC range (metrics.max_fpr)"),
+    )
+}
 
 
 # The options of the entry points that train and score a system (01, 02 and the scoring commands).
@@ -75,26 +82,40 @@ class _SetKey(argparse.Action):
         namespace.overrides = [*getattr(namespace, "overrides", []), (self.key, value)]
 
 
-def command_parser(prog: str, description: str, options: list[str], mode_required: bool = False,
-                   epilog: str = "") -> argparse.ArgumentParser:
+def command_parser(
+    prog: str, description: str, options: list[str], mode_required: bool = False, epilog: str = ""
+) -> argparse.ArgumentParser:
     """An argparse parser with `--config`, the named `OPTIONS` and every `--section.key` of the schema.
 
     `-d`/`-e` (when named) form a group that `mode_required` makes mandatory.
     """
     parser = argparse.ArgumentParser(
-        prog=prog, description=description, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog,
+        description=description,
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(epilog + "\n\n" if epilog else "") + "Any key of baseline.yaml can be set as --section.key value "
-        "(e.g. --data.workers 4); later options win over earlier ones.")
+        "(e.g. --data.workers 4); later options win over earlier ones.",
+    )
     parser.set_defaults(overrides=[])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (default: baseline.yaml)")
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (default: baseline.yaml)"
+    )
     modes = [n for n in options if OPTIONS[n].key == "run.mode"]
     group = parser.add_mutually_exclusive_group(required=mode_required) if modes else None
     for name in options:
         option = OPTIONS[name]
         target = group if option.key == "run.mode" else parser
         metavar = None if option.const is not _NO_VALUE else option.flags[-1].lstrip("-").upper().replace("-", "_")
-        target.add_argument(*option.flags, dest=f"option_{name}", action=_SetKey, key=option.key, const=option.const,
-                            metavar=metavar, help=option.help)
+        target.add_argument(
+            *option.flags,
+            dest=f"option_{name}",
+            action=_SetKey,
+            key=option.key,
+            const=option.const,
+            metavar=metavar,
+            help=option.help,
+        )
     # Every key as an option of its own keeps the command line's order (later wins) and lets
     # argparse report a missing value; -h names them in the epilog instead of listing ~90 keys.
     for key in _schema_keys():
@@ -112,7 +133,9 @@ def parse_command_line(parser: argparse.ArgumentParser, argv: list[str] | None) 
     if rest:
         arg = rest[0]
         if not (arg.startswith("--") and "." in arg):
-            raise ConfigError(f"unexpected argument {arg!r}: settings look like --section.key value (-h lists the options)")
+            raise ConfigError(
+                f"unexpected argument {arg!r}: settings look like --section.key value (-h lists the options)"
+            )
         load_config(args.config, {arg[2:].split("=", 1)[0]: None})  # raises, naming the unknown key
     return args, load_config(args.config, dict(args.overrides))
 

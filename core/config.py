@@ -7,6 +7,7 @@ them). Types, choices (`Literal`) and ranges (`Range`) are checked here, when th
 loaded, so a bad value stops a run before any work with a one-line error naming the key.
 Writes nothing except through `save_config`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -139,13 +140,19 @@ class DownloadConfig:
 @dataclass
 class AutoencoderConfig:
     frames: PositiveInt  # log-mel frames stacked into one input vector (5 x 128 mels = 640)
-    encoder_dims: list[PositiveInt]  # widths of the encoder's dense layers, the last is the bottleneck; the decoder mirrors them
-    batch_norm_momentum: Annotated[float, Range(0, 1, open_low=True)]  # PyTorch convention (weight of the new batch statistics)
+    encoder_dims: list[
+        PositiveInt
+    ]  # widths of the encoder's dense layers, the last is the bottleneck; the decoder mirrors them
+    batch_norm_momentum: Annotated[
+        float, Range(0, 1, open_low=True)
+    ]  # PyTorch convention (weight of the new batch statistics)
     batch_norm_eps: PositiveFloat
     learning_rate: PositiveFloat  # Adam
     batch_size: Annotated[int, Range(2)]  # context vectors per step (batch normalisation needs two)
     epochs: PositiveInt
-    validation_split: Annotated[float, Range(0, 1, open_high=True)]  # fraction of each domain's training clips held out to report a validation loss
+    validation_split: Annotated[
+        float, Range(0, 1, open_high=True)
+    ]  # fraction of each domain's training clips held out to report a validation loss
     amp: bool  # mixed precision (float16 autocast) on CUDA; ignored on the CPU
     covariance_ridge: NonNegativeFloat  # Mahalanobis: added to the covariance diagonal, relative to its mean variance
     threads: NonNegativeInt  # CPU threads of the training steps (evaluation passes use all); 0 = PyTorch's default
@@ -155,7 +162,9 @@ class AutoencoderConfig:
 class BeatsConfig:
     checkpoint: str | None  # official BEATs checkpoint file; none (or null): random weights from `preset`
     preset: Literal["full", "tiny"]  # architecture used when checkpoint is none
-    clip_seconds: Annotated[float, Range(0.1, open_low=True)]  # every clip is cropped or zero-padded (with a padding mask) to this length
+    clip_seconds: Annotated[
+        float, Range(0.1, open_low=True)
+    ]  # every clip is cropped or zero-padded (with a padding mask) to this length
     tuning: Literal["lora", "finetune", "frozen"]  # what of the encoder trains: LoRA adapters, all of it, nothing
     pooling: Literal["attentive", "mean"]  # token sequence -> one vector
     attention_dim: PositiveInt  # hidden width of the attentive statistics pooling
@@ -172,7 +181,9 @@ class BeatsConfig:
     grad_accum: PositiveInt  # forward passes per optimiser step
     lr: PositiveFloat  # AdamW learning rate of the pooling, projection and head
     encoder_lr: NonNegativeFloat  # learning rate of the top encoder layer (or of its LoRA adapters)
-    layer_decay: Annotated[float, Range(0, 1, open_low=True)]  # each lower encoder layer gets this factor times the rate of the one above
+    layer_decay: Annotated[
+        float, Range(0, 1, open_low=True)
+    ]  # each lower encoder layer gets this factor times the rate of the one above
     weight_decay: NonNegativeFloat  # AdamW, on matrices only
     warmup_epochs: NonNegativeFloat  # linear warm-up
     restart_period: NonNegativeFloat  # epochs per cosine cycle after the warm-up; 0 = one cycle to the end
@@ -197,7 +208,9 @@ class AuxiliaryConfig:
     margin: NonNegativeFloat  # arcface: additive angular margin (radians)
     scale: PositiveFloat  # arcface: logit scale (the AdaCos heads adapt theirs)
     mixup_alpha: NonNegativeFloat  # mixup of two clips with a Beta(alpha, alpha) weight; 0 = off
-    mask_fraction: Annotated[float, Range(0, 1, open_high=True)]  # SpecAugment: one time and one mel mask of up to this fraction per clip; 0 = off
+    mask_fraction: Annotated[
+        float, Range(0, 1, open_high=True)
+    ]  # SpecAugment: one time and one mel mask of up to this fraction per clip; 0 = off
     train_frames: NonNegativeInt  # log-mel frames of the random crop trained on; 0 = the shortest training clip
     epochs: PositiveInt
     batch_size: Annotated[int, Range(2)]  # clips per step (batch normalisation needs two)
@@ -274,7 +287,9 @@ def _build(cls: type, raw: object, where: str):
     unknown = [k for k in raw if k not in names]
     if unknown:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(f"unknown config key {key!r}; valid keys{' in ' + repr(where) if where else ''}: {', '.join(names)}")
+        raise ConfigError(
+            f"unknown config key {key!r}; valid keys{' in ' + repr(where) if where else ''}: {', '.join(names)}"
+        )
     missing = [n for n in names if n not in raw]
     if missing:
         key = f"{where}.{missing[0]}" if where else missing[0]

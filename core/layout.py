@@ -4,6 +4,7 @@ models/<dev|eval>_data/<system>/<machine or "all">/   one trained model (+ confi
 results/<dev|eval>_data/<system>_<scorer>/            submission CSVs, ground_truth/, result.csv, config.yaml
 results/<dev|eval>_data/<system>_<scorer>.incomplete/ a test run in progress, or one that failed
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,12 +40,14 @@ def training_fingerprint(cfg: Config, machines: list[str]) -> str:
     data = cfg.to_dict()["data"]
     for incidental in ("workers", "cache_dir", "machines"):
         data.pop(incidental)
-    return fingerprint({
-        "system": cfg.run.system,
-        "seed": cfg.run.seed,
-        "mode": cfg.run.mode,
-        "data": data,
-        "machines": machines,
-        "feature": cfg.to_dict()["feature"],
-        "system_config": cfg.to_dict().get(cfg.run.system),
-    })
+    return fingerprint(
+        {
+            "system": cfg.run.system,
+            "seed": cfg.run.seed,
+            "mode": cfg.run.mode,
+            "data": data,
+            "machines": machines,
+            "feature": cfg.to_dict()["feature"],
+            "system_config": cfg.to_dict().get(cfg.run.system),
+        }
+    )

@@ -3,6 +3,7 @@
 torch is imported inside the functions that need it, so the data tools (download, labelling)
 can share the logging set-up without paying torch's start-up time.
 """
+
 from __future__ import annotations
 
 import contextlib

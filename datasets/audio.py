@@ -2,6 +2,7 @@
 
 Reads audio with soundfile (libsndfile); writes nothing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -86,8 +87,13 @@ def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels:
         raise AudioError(f"{path}: {non_finite} of its {len(wave)} samples are not finite (NaN or Inf)")
     short = _SHORT_DATA_CHUNK.search(header_log)
     if short and int(short[2]) < int(short[1]) != _UNKNOWN_LENGTH:
-        log.warning("%s: truncated: its header promises %s bytes of audio, the file holds %s; only its first "
-                    "%.2f s are used", path, short[1], short[2], len(wave) / rate)
+        log.warning(
+            "%s: truncated: its header promises %s bytes of audio, the file holds %s; only its first %.2f s are used",
+            path,
+            short[1],
+            short[2],
+            len(wave) / rate,
+        )
     if not wave.any():
         log.warning("%s: every sample is 0 (digital silence): check the recording", path)
     return wave
@@ -117,5 +123,12 @@ def warn_mixed_channels(group: str, paths: list[Path]) -> None:
     odd = sorted(path for path, n in channels.items() if n != usual)
     named = ", ".join(f"{path} ({channels[path]} ch)" for path in odd[:NAMED_ODD_CLIPS])
     more = f" and {len(odd) - NAMED_ODD_CLIPS} more" if len(odd) > NAMED_ODD_CLIPS else ""
-    log.warning("%s: mixed channel counts, most clips have %d but %d of %d do not (data.channel of each is used): "
-                "%s%s", group, usual, len(odd), len(channels), named, more)
+    log.warning(
+        "%s: mixed channel counts, most clips have %d but %d of %d do not (data.channel of each is used): %s%s",
+        group,
+        usual,
+        len(odd),
+        len(channels),
+        named,
+        more,
+    )

@@ -3,6 +3,7 @@
 Reads `datasets/dcase_catalog.yaml` (the single data file of dataset knowledge) and answers
 questions about it; writes nothing.
 """
+
 from __future__ import annotations
 
 import functools

@@ -9,6 +9,7 @@ attribute pairs joined by `_` in their listed order. Where a dataset hides the a
 `<machine>_<section>_<domain>`, so source and target clips still form separate classes. Pairs from
 the attribute table win over the name, as in `datasets.manifest`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,8 +29,10 @@ def class_label(clip: Clip) -> str:
         suffix = "_".join(f"{key}_{value}" for key, value in clip.attributes)
     else:
         if clip.domain is None:
-            raise ValueError(f"{clip.path}: neither attributes nor a domain to build a class label from "
-                             "(unlabelled evaluation clips cannot be training clips)")
+            raise ValueError(
+                f"{clip.path}: neither attributes nor a domain to build a class label from "
+                "(unlabelled evaluation clips cannot be training clips)"
+            )
         suffix = clip.domain
     return f"{clip.machine}_{clip.section}_{suffix}"
 
@@ -40,7 +43,7 @@ class ClassIndex:
 
     classes_: list[str] = field(default_factory=list)
 
-    def fit(self, clips: list[Clip]) -> "ClassIndex":
+    def fit(self, clips: list[Clip]) -> ClassIndex:
         self.classes_ = sorted({class_label(c) for c in clips})
         return self
 
@@ -50,7 +53,9 @@ class ClassIndex:
         labels = [class_label(c) for c in clips]
         unknown = sorted({label for label in labels if label not in lookup})
         if unknown:
-            raise KeyError(f"class label(s) {', '.join(unknown)} were not among the {len(self.classes_)} training classes")
+            raise KeyError(
+                f"class label(s) {', '.join(unknown)} were not among the {len(self.classes_)} training classes"
+            )
         return np.array([lookup[label] for label in labels], dtype=np.int64)
 
     def fit_transform(self, clips: list[Clip]) -> np.ndarray:

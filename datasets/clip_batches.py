@@ -7,19 +7,20 @@ shorter one is zero-padded at the end and its padding is marked in a mask (True 
 the encoder turns into a token mask so the padding takes no part in attention or pooling. A
 summary of how many clips were cropped or padded is logged, so neither happens silently.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
 
 import numpy as np
 import torch
 
-from datasets.audio import AudioError, read_clip, usable_indices
-from datasets.manifest import Clip
-from datasets.fbank import padding_mask_from_lengths
 from core.config import DataConfig
+from datasets.audio import AudioError, read_clip, usable_indices
+from datasets.fbank import padding_mask_from_lengths
+from datasets.manifest import Clip
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def load_waves(
     Raises:
         AudioError: a clip cannot be used and may not be skipped; the message names the file.
     """
+
     def read(clip: Clip) -> np.ndarray | str:
         try:
             return read_clip(clip.path, data_cfg.sample_rate, data_cfg.channel, expected_channels)
@@ -101,15 +103,22 @@ def decoded_chunks(
     """
     longer = shorter = 0
     for start in range(0, len(clips), chunk_size):
-        kept, waves = load_waves(clips[start:start + chunk_size], data_cfg, expected_channels, allow_skip)
+        kept, waves = load_waves(clips[start : start + chunk_size], data_cfg, expected_channels, allow_skip)
         if kept:
             longer += sum(len(w) > num_samples for w in waves)
             shorter += sum(len(w) < num_samples for w in waves)
             yield kept, waves
     if longer or shorter:
         seconds = num_samples / data_cfg.sample_rate
-        log.info("%s: %d clip(s) longer than %.2f s keep their first %.2f s; %d shorter clip(s) are zero-padded "
-                 "and the padding is masked (beats.clip_seconds)", what, longer, seconds, seconds, shorter)
+        log.info(
+            "%s: %d clip(s) longer than %.2f s keep their first %.2f s; %d shorter clip(s) are zero-padded "
+            "and the padding is masked (beats.clip_seconds)",
+            what,
+            longer,
+            seconds,
+            seconds,
+            shorter,
+        )
 
 
 def clip_batches(

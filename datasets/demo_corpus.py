@@ -14,14 +14,15 @@ training clips are imbalanced like DCASE's 990:10, scaled down. Every clip is sc
 loudness, so level alone tells nothing; anomalies (imbalance wobble, cavitation crackle, a broken
 tooth, a leak hiss) are small changes of spectral and temporal structure.
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -52,7 +53,7 @@ def _rotor(rng, speed, anomalous, n):
     """Blade-pass harmonics of a rotor at `speed` rev/s; anomaly: imbalance wobble + half-order tone."""
     t = _t(n)
     f0 = speed * 6 * (1 + 0.01 * rng.standard_normal())
-    x = sum((0.8 ** k) * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) for k in range(1, 8))
+    x = sum((0.8**k) * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) for k in range(1, 8))
     x = x + 0.6 * _coloured_noise(rng, n, 200, 6000)
     if anomalous:
         wobble = 1 + 0.15 * np.sin(2 * np.pi * speed * t + rng.uniform(0, 2 * np.pi))
@@ -63,7 +64,10 @@ def _rotor(rng, speed, anomalous, n):
 def _pump(rng, load, anomalous, n):
     """Resonant flow noise whose resonances move with `load`; anomaly: sparse cavitation crackle."""
     centre = 400 + 30 * load
-    x = sum(_coloured_noise(rng, n, c * 0.9, c * 1.1) * g for c, g in ((centre, 1.0), (2.3 * centre, 0.6), (4.1 * centre, 0.3)))
+    x = sum(
+        _coloured_noise(rng, n, c * 0.9, c * 1.1) * g
+        for c, g in ((centre, 1.0), (2.3 * centre, 0.6), (4.1 * centre, 0.3))
+    )
     x = x + 0.3 * _coloured_noise(rng, n, 100, 7000)
     if anomalous:
         crackle = (rng.random(n) < 0.002) * rng.standard_normal(n) * 2.5
@@ -75,11 +79,15 @@ def _gears(rng, speed, anomalous, n):
     """Gear-mesh tone (teeth x speed) with harmonics; anomaly: a broken tooth, one knock per revolution."""
     t = _t(n)
     mesh = 23 * speed * (1 + 0.005 * rng.standard_normal())
-    x = np.sin(2 * np.pi * mesh * t) + 0.5 * np.sin(2 * np.pi * 2 * mesh * t + 1.0) + 0.5 * _coloured_noise(rng, n, 100, 5000)
+    x = (
+        np.sin(2 * np.pi * mesh * t)
+        + 0.5 * np.sin(2 * np.pi * 2 * mesh * t + 1.0)
+        + 0.5 * _coloured_noise(rng, n, 100, 5000)
+    )
     if anomalous:
         period = int(SAMPLE_RATE / speed)
         knocks = np.zeros(n)
-        knocks[rng.integers(0, period)::period] = 1.2
+        knocks[rng.integers(0, period) :: period] = 1.2
         ring = np.exp(-np.arange(400) / 60.0) * np.sin(2 * np.pi * 1800 * np.arange(400) / SAMPLE_RATE)
         x = x + np.convolve(knocks, ring)[:n]
     return x
@@ -92,7 +100,11 @@ def _valve(rng, pattern, anomalous, n):
     start = rng.integers(0, period)
     clicks[start::period] = 1.0
     click = np.exp(-np.arange(300) / 40.0) * rng.standard_normal(300)
-    x = np.convolve(clicks, click)[:n] * 4 + 0.3 * np.sin(2 * np.pi * 50 * _t(n)) + 0.2 * _coloured_noise(rng, n, 100, 4000)
+    x = (
+        np.convolve(clicks, click)[:n] * 4
+        + 0.3 * np.sin(2 * np.pi * 50 * _t(n))
+        + 0.2 * _coloured_noise(rng, n, 100, 4000)
+    )
     if anomalous:
         x = x + 0.2 * _coloured_noise(rng, n, 4000, 7500)
     return x
@@ -118,19 +130,25 @@ class CorpusSize:
     test_per_group: int = 12  # clips per (domain, normal/anomaly)
 
 
-def render_clip(machine: Machine, domain: str, anomalous: bool, rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, str, str]:
+def render_clip(
+    machine: Machine, domain: str, anomalous: bool, rng: np.random.Generator, seconds: float
+) -> tuple[np.ndarray, str, str]:
     """One clip: [samples] float32, its attribute value and microphone."""
     value = rng.choice(machine.source_values if domain == "source" else machine.target_values)
     mic = "1" if domain == "source" else "2"
     n = int(seconds * SAMPLE_RATE)
     x = machine.render(rng, float(value), anomalous, n)
     if mic == "2":  # another microphone: a duller, noisier channel
-        x = signal.sosfilt(signal.butter(2, 4000, fs=SAMPLE_RATE, output="sos"), x) + 0.3 * np.std(x) * rng.standard_normal(n)
-    x = x / (np.sqrt(np.mean(x ** 2)) + 1e-12) * 0.05 * 10 ** (rng.uniform(-6, 6) / 20)
+        x = signal.sosfilt(signal.butter(2, 4000, fs=SAMPLE_RATE, output="sos"), x) + 0.3 * np.std(
+            x
+        ) * rng.standard_normal(n)
+    x = x / (np.sqrt(np.mean(x**2)) + 1e-12) * 0.05 * 10 ** (rng.uniform(-6, 6) / 20)
     return np.clip(x, -1, 1).astype(np.float32), str(value), mic
 
 
-def write_machine(raw_dir: Path, machine: Machine, size: CorpusSize, seed: int, anonymous_test: bool) -> list[tuple[str, str]]:
+def write_machine(
+    raw_dir: Path, machine: Machine, size: CorpusSize, seed: int, anonymous_test: bool
+) -> list[tuple[str, str]]:
     """Write one machine type's clips and attribute table; return (anonymous, labelled) test names."""
     rng = np.random.default_rng([seed, zlib.crc32(machine.name.encode())])
     plan = [("train", "source", False)] * size.source_train + [("train", "target", False)] * size.target_train

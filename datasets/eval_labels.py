@@ -9,6 +9,7 @@ the labelled name and otherwise ignored). Reads `<machine>/test/*.wav` (or `sour
   - `<machine>/eval_labels.csv` (`anonymous_name,labelled_name` rows, no header; written atomically),
     which `datasets.manifest` reads to give the anonymous clips their domain and label.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,9 +20,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.atomic import write_csv
 from datasets.filenames import UnrecognisedFileName, parse_file_name
 from datasets.manifest import EVAL_LABELS_FILE, read_eval_labels, split_dirs, wav_files
-from core.atomic import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def parse_label_list(text: str, source: str = "label list") -> dict[str, list[tu
         if not any(fields):
             continue
 
-        def fail(why: str) -> LabelListError:
+        def fail(why: str, number: int = number, fields: list[str] = fields) -> LabelListError:
             return LabelListError(f"{source}, line {number} ({','.join(fields)}): {why}")
 
         if len(fields) == 1:
@@ -80,7 +81,9 @@ def parse_label_list(text: str, source: str = "label list") -> dict[str, list[tu
         if label_fields.label is None or label_fields.domain is None:
             raise fail(f"the labelled name {labelled} carries no domain and label")
         if label_fields.section != anon_fields.section:
-            raise fail(f"section {anon_fields.section} of {anonymous} differs from section {label_fields.section} of {labelled}")
+            raise fail(
+                f"section {anon_fields.section} of {anonymous} differs from section {label_fields.section} of {labelled}"
+            )
         if len(fields) == 3:
             if fields[2] not in ("0", "1"):
                 raise fail("the third field must be 0 (normal) or 1 (anomaly)")
@@ -114,7 +117,9 @@ def label_machine(machine_dir: Path, rows: list[tuple[str, str]], force: bool = 
     test_dir = machine_dir / "test"
     folders = split_dirs(machine_dir, "test")
     if not folders:
-        raise LabelListError(f"{test_dir} does not exist: download the evaluation test data first (./00_download.sh -e)")
+        raise LabelListError(
+            f"{test_dir} does not exist: download the evaluation test data first (./00_download.sh -e)"
+        )
     clip_paths = {p.name: p for p in wav_files(folders)}
     on_disk = set(clip_paths)
     listed = {anonymous for anonymous, _ in rows}
@@ -128,7 +133,12 @@ def label_machine(machine_dir: Path, rows: list[tuple[str, str]], force: bool = 
         )
     mapping = dict(sorted(rows))
     renamed = machine_dir / RENAMED_FOLDER
-    if not force and read_eval_labels(machine_dir) == mapping and renamed.is_dir() and {p.name for p in renamed.iterdir()} == set(mapping.values()):
+    if (
+        not force
+        and read_eval_labels(machine_dir) == mapping
+        and renamed.is_dir()
+        and {p.name for p in renamed.iterdir()} == set(mapping.values())
+    ):
         return LabelResult(machine_dir.name, len(mapping), skipped=True, linked=False)
 
     tmp = machine_dir / f".{RENAMED_FOLDER}.tmp"
@@ -156,7 +166,9 @@ def label_machine(machine_dir: Path, rows: list[tuple[str, str]], force: bool = 
     return LabelResult(machine_dir.name, len(mapping), skipped=False, linked=linked)
 
 
-def label_dataset(raw_dir: Path, lists: dict[str, list[tuple[str, str]]], machines: list[str] | None = None, force: bool = False) -> list[LabelResult]:
+def label_dataset(
+    raw_dir: Path, lists: dict[str, list[tuple[str, str]]], machines: list[str] | None = None, force: bool = False
+) -> list[LabelResult]:
     """Label every machine type of `raw_dir` (or of `machines`) that has a `test/` folder.
 
     A listed machine type that was not downloaded is skipped with a note; a machine type on disk
@@ -171,6 +183,8 @@ def label_dataset(raw_dir: Path, lists: dict[str, list[tuple[str, str]]], machin
             log.info("%s: no evaluation test clips in %s; nothing to label", machine, machine_dir)
             continue
         if machine not in lists:
-            raise LabelListError(f"the label list names no machine type {machine} (it names {', '.join(lists)}): is it the list of another year?")
+            raise LabelListError(
+                f"the label list names no machine type {machine} (it names {', '.join(lists)}): is it the list of another year?"
+            )
         results.append(label_machine(machine_dir, lists[machine], force=force))
     return results

@@ -8,6 +8,7 @@ the extractor version, so a changed parameter never reuses stale features, and b
 `wav_stamp.txt`, the stamp of the WAV file the features were computed from (`source_stamp`): an
 entry whose stamp no longer matches its WAV file is recomputed and overwritten.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -146,8 +147,7 @@ def cached_features(
     todo = [i for i, (t, stamp) in enumerate(zip(targets, stamps)) if not _fresh(t, stamp)]
     errors: dict[int, str] = {}
     if todo:
-        jobs = [(str(clips[i].path), str(targets[i]), stamps[i], data_cfg, kind, expected_channels)
-                for i in todo]
+        jobs = [(str(clips[i].path), str(targets[i]), stamps[i], data_cfg, kind, expected_channels) for i in todo]
         workers = max(1, min(data_cfg.workers, len(jobs)))
         results = _run(jobs, workers, desc)
         errors = {i: msg for i, msg in zip(todo, results) if msg is not None}
@@ -175,8 +175,12 @@ def _run(jobs: list[tuple], workers: int, desc: str) -> list[str | None]:
     listener = QueueListener(records, _ToLocalLoggers())
     listener.start()
     try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(records, logging.getLogger().getEffectiveLevel())) as pool:
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(records, logging.getLogger().getEffectiveLevel()),
+        ) as pool:
             return list(tqdm(pool.map(_extract_job, jobs, chunksize=16), total=len(jobs), desc=desc, unit="clip"))
     finally:
         listener.stop()
@@ -201,8 +205,9 @@ def _extract_job(job: tuple) -> str | None:
     return _extract(*job)
 
 
-def _extract(path: str, target: str, stamp: str | None, data_cfg: DataConfig, kind: FeatureKind,
-             expected_channels: int | None) -> str | None:
+def _extract(
+    path: str, target: str, stamp: str | None, data_cfg: DataConfig, kind: FeatureKind, expected_channels: int | None
+) -> str | None:
     """Compute and store one clip's features and the stamp its WAV file had before it was read;
     return an error message instead of raising, so the parent can name every broken file."""
     try:

@@ -6,6 +6,7 @@ baseline's extractor), computed with torchaudio because it is hundreds of times 
 The log spectrum is one FFT of the whole clip, its periodogram averaged into equal-width bands.
 Reads and writes nothing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,8 +24,16 @@ SPECTRUM_VERSION = 1
 
 
 @functools.lru_cache(maxsize=4)
-def _mel_transform(sample_rate: int, n_fft: int, win_length: int, hop_length: int, n_mels: int, power: float,
-                   fmin: float, fmax: float | None) -> torchaudio.transforms.MelSpectrogram:
+def _mel_transform(
+    sample_rate: int,
+    n_fft: int,
+    win_length: int,
+    hop_length: int,
+    n_mels: int,
+    power: float,
+    fmin: float,
+    fmax: float | None,
+) -> torchaudio.transforms.MelSpectrogram:
     return torchaudio.transforms.MelSpectrogram(
         sample_rate=sample_rate,
         n_fft=n_fft,
@@ -52,8 +61,9 @@ def log_mel_spectrogram(wave: np.ndarray, sample_rate: int, cfg: FeatureConfig) 
     Returns:
         [frames, n_mels] float32 in dB, frames = 1 + samples // hop_length.
     """
-    transform = _mel_transform(sample_rate, cfg.n_fft, cfg.win_length, cfg.hop_length, cfg.n_mels, cfg.power,
-                               cfg.fmin, cfg.fmax)
+    transform = _mel_transform(
+        sample_rate, cfg.n_fft, cfg.win_length, cfg.hop_length, cfg.n_mels, cfg.power, cfg.fmin, cfg.fmax
+    )
     with torch.inference_mode():
         mel = transform(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))
     # The official baseline's 20/power*log10 equals 10*log10 of the power spectrogram for power 2.

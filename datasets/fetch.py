@@ -5,6 +5,7 @@ server's ETag/Last-Modified and size, so a later run can resume safely), then `<
 and, where known, the md5 are right. An interrupted or failed transfer leaves only the `.part` files,
 which the next call resumes with an HTTP range request; a server that ignores ranges gets a full restart.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,10 +53,14 @@ class FetchSettings:
     chunk_bytes: int = 1 << 20
 
     @classmethod
-    def from_config(cls, cfg: DownloadConfig) -> "FetchSettings":
+    def from_config(cls, cfg: DownloadConfig) -> FetchSettings:
         """The settings of the `download` configuration section."""
-        return cls(retries=cfg.retries, backoff_seconds=cfg.backoff_seconds, timeout_seconds=cfg.timeout_seconds,
-                   chunk_bytes=cfg.chunk_bytes)
+        return cls(
+            retries=cfg.retries,
+            backoff_seconds=cfg.backoff_seconds,
+            timeout_seconds=cfg.timeout_seconds,
+            chunk_bytes=cfg.chunk_bytes,
+        )
 
 
 class _Retryable(Exception):
@@ -129,7 +134,15 @@ def fetch(
                     f"{have} bytes are kept in {part}: rerun the same command to resume"
                 ) from None
             wait = min(settings.backoff_seconds * 2 ** (failures - 1), settings.max_backoff_seconds)
-            log.warning("%s: %s; retrying in %.1f s from byte %d (retry %d of %d)", dest.name, e, wait, have, failures, settings.retries)
+            log.warning(
+                "%s: %s; retrying in %.1f s from byte %d (retry %d of %d)",
+                dest.name,
+                e,
+                wait,
+                have,
+                failures,
+                settings.retries,
+            )
             if cancel is not None and cancel.wait(wait):
                 raise DownloadError(f"download of {dest.name} cancelled; rerun to resume from {part}") from None
             if cancel is None:
@@ -149,7 +162,14 @@ def fetch(
     return dest
 
 
-def _transfer(url: str, part: Path, meta_path: Path, settings: FetchSettings, progress: Progress | None, cancel: threading.Event | None) -> None:
+def _transfer(
+    url: str,
+    part: Path,
+    meta_path: Path,
+    settings: FetchSettings,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> None:
     """One HTTP request: continue `part` from its current size (or restart it) until the body ends."""
     have = part.stat().st_size if part.exists() else 0
     meta = _read_meta(meta_path) if have else {}
@@ -189,16 +209,23 @@ def _transfer(url: str, part: Path, meta_path: Path, settings: FetchSettings, pr
             mode = "ab"
         else:
             if have:
-                log.info("%s: the server does not resume transfers (HTTP %d to a range request); restarting from the beginning", part.name, response.status)
+                log.info(
+                    "%s: the server does not resume transfers (HTTP %d to a range request); restarting from the beginning",
+                    part.name,
+                    response.status,
+                )
             have, mode = 0, "wb"
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            _write_meta(meta_path, {
-                "url": url,
-                "etag": response.headers.get("ETag"),
-                "last_modified": response.headers.get("Last-Modified"),
-                "total": total,
-            })
+            _write_meta(
+                meta_path,
+                {
+                    "url": url,
+                    "etag": response.headers.get("ETag"),
+                    "last_modified": response.headers.get("Last-Modified"),
+                    "total": total,
+                },
+            )
         if progress is not None:
             progress.reset(total=total)
             progress.update(have)
@@ -216,7 +243,9 @@ def _transfer(url: str, part: Path, meta_path: Path, settings: FetchSettings, pr
                         progress.update(len(chunk))
         except (OSError, http.client.HTTPException) as e:
             if isinstance(e, OSError) and e.errno == 28:  # ENOSPC: retrying cannot help
-                raise DownloadError(f"no space left on the device while writing {part}: free space and rerun to resume") from None
+                raise DownloadError(
+                    f"no space left on the device while writing {part}: free space and rerun to resume"
+                ) from None
             raise _Retryable(f"connection lost after {have} bytes ({type(e).__name__}: {e})") from None
     if total is not None and have < total:
         raise _Retryable(f"connection closed after {have} of {total} bytes")

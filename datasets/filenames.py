@@ -9,6 +9,7 @@ Pure functions on names; reads and writes nothing. Every scheme the datasets use
 - 2024 RoboticArm labelled evaluation names without the split: `section_00_source_normal_0035_weight15_BckgF.wav`;
 - unlabelled evaluation names `section_00_0000.wav` and, in 2021, `section_03_source_test_0000.wav`.
 """
+
 from __future__ import annotations
 
 import re

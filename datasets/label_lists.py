@@ -5,6 +5,7 @@ Reads the catalogue's official list entry, a local list or one fetched over HTTP
 (`<machine>/test_rename/`, `<machine>/eval_labels.csv`). Used by `./00_download.sh -e` and
 `python -m tools.label_eval`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,9 @@ def list_source(year: int, location: str | None) -> tuple[str, str | None] | Non
     return (entry["url"], entry.get("md5")) if entry else None
 
 
-def load_list(location: str, md5: str | None, year: int, dataset_dir: Path, settings: FetchSettings) -> dict[str, list[tuple[str, str]]]:
+def load_list(
+    location: str, md5: str | None, year: int, dataset_dir: Path, settings: FetchSettings
+) -> dict[str, list[tuple[str, str]]]:
     """Read the list at `location`: a local path, or a URL fetched once into `dataset_dir`."""
     if not location.startswith(("http://", "https://")):
         path = Path(location)
@@ -53,7 +56,13 @@ def load_list(location: str, md5: str | None, year: int, dataset_dir: Path, sett
 
 
 def label_evaluation(
-    data_root: Path, year: int, machines: list[str], location: str, md5: str | None, settings: FetchSettings, force: bool = False
+    data_root: Path,
+    year: int,
+    machines: list[str],
+    location: str,
+    md5: str | None,
+    settings: FetchSettings,
+    force: bool = False,
 ) -> list[LabelResult]:
     """Stage: label the evaluation test clips of `year` under `data_root` with the list at `location`."""
     raw_dir = find_raw_dir(data_root, year, "eval")
@@ -63,7 +72,17 @@ def label_evaluation(
         if r.skipped:
             log.info("%s: already labelled with this list, skipping (--force to redo)", r.machine)
         else:
-            log.info("%s: %d test clips labelled -> %s/test_rename/ (%s), eval_labels.csv", r.machine, r.clips, raw_dir / r.machine, "hard links" if r.linked else "copies")
+            log.info(
+                "%s: %d test clips labelled -> %s/test_rename/ (%s), eval_labels.csv",
+                r.machine,
+                r.clips,
+                raw_dir / r.machine,
+                "hard links" if r.linked else "copies",
+            )
     if not results:
-        log.warning("no evaluation test clips found under %s: nothing labelled (run ./00_download.sh -e --year %d first)", raw_dir, year)
+        log.warning(
+            "no evaluation test clips found under %s: nothing labelled (run ./00_download.sh -e --year %d first)",
+            raw_dir,
+            year,
+        )
     return results

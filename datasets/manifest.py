@@ -5,6 +5,7 @@ Reads the folder layout `<raw>/<machine>/{train,test}/*.wav` (2021 development t
 evaluation label map `<machine>/eval_labels.csv` written when evaluation clips are labelled,
 and, for your own recordings, the WAV headers (channel counts). Writes nothing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,11 +50,15 @@ class Clip:
     def is_labelled(self) -> bool:
         return self.label is not None and self.domain is not None
 
-    def with_labels_of(self, fields: NameFields) -> "Clip":
+    def with_labels_of(self, fields: NameFields) -> Clip:
         """This clip carrying the domain, label and attributes of its labelled name."""
-        return dataclasses.replace(self, domain=fields.domain, label=fields.label,
-                                   attributes=self.attributes or fields.attributes,
-                                   attribute_string=fields.attribute_string)
+        return dataclasses.replace(
+            self,
+            domain=fields.domain,
+            label=fields.label,
+            attributes=self.attributes or fields.attributes,
+            attribute_string=fields.attribute_string,
+        )
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,9 @@ def find_raw_dir(root: str | Path, year: int, mode: str) -> Path:
 
 def discover_machines(raw_dir: Path) -> list[str]:
     """Machine types present under `raw_dir`: every folder with a train or test folder, sorted."""
-    machines = sorted(d.name for d in raw_dir.iterdir() if d.is_dir() and (split_dirs(d, "train") or split_dirs(d, "test")))
+    machines = sorted(
+        d.name for d in raw_dir.iterdir() if d.is_dir() and (split_dirs(d, "train") or split_dirs(d, "test"))
+    )
     if not machines:
         raise DatasetError(f"{raw_dir} holds no machine folders (<machine>/train/*.wav)")
     return machines
@@ -128,13 +135,17 @@ def select_machines(raw_dir: Path, wanted: list[str]) -> list[str]:
     present = discover_machines(raw_dir)
     missing = [m for m in wanted if m not in present]
     if missing:
-        raise DatasetError(f"machine type(s) {', '.join(missing)} not found under {raw_dir}; present: {', '.join(present)}")
+        raise DatasetError(
+            f"machine type(s) {', '.join(missing)} not found under {raw_dir}; present: {', '.join(present)}"
+        )
     chosen = list(wanted) or present
     # The official file names (anomaly_score_<machine>_section_<ss>_test.csv) are split at '_'.
     bad = [m for m in chosen if "_" in m]
     if bad:
-        raise DatasetError(f"machine folder name(s) {', '.join(bad)} under {raw_dir} contain '_', which the official "
-                           f"submission file names cannot hold: rename them (e.g. {bad[0].replace('_', '-')})")
+        raise DatasetError(
+            f"machine folder name(s) {', '.join(bad)} under {raw_dir} contain '_', which the official "
+            f"submission file names cannot hold: rename them (e.g. {bad[0].replace('_', '-')})"
+        )
     return chosen
 
 

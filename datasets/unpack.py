@@ -11,6 +11,7 @@ in 2025, `supplemental/`). Writes, in order:
 A zip that is corrupt, truncated or implausible stops with an `UnpackError` and leaves no partial
 machine folder: nothing is moved before every check has passed, and the temporary folder is removed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,10 +25,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from core.atomic import write_csv, write_text
 from datasets.catalog import ARCHIVE_SPLITS
 from datasets.filenames import UnrecognisedFileName, parse_file_name
 from datasets.manifest import SPLIT_FOLDERS, split_dirs, wav_files
-from core.atomic import write_csv, write_text
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,10 @@ def unpack_archive(
         raw_dir.mkdir(parents=True, exist_ok=True)
         marker.unlink(missing_ok=True)
         _move_into_place(root, machine_dir, work_root)
-        _write_marker(marker, {"zip": zip_path.name, "kind": kind, "clips": clips, "unpacked": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        _write_marker(
+            marker,
+            {"zip": zip_path.name, "kind": kind, "clips": clips, "unpacked": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
         try:
@@ -121,7 +125,9 @@ def _extract(zip_path: Path, dest: Path) -> None:
             f"{quarantine}: rerun the same command to download it again (delete the .corrupt file once done)"
         ) from None
     except OSError as e:
-        raise UnpackError(f"could not unpack {zip_path} into {dest}: {e}. Free disk space if it is full, then rerun") from None
+        raise UnpackError(
+            f"could not unpack {zip_path} into {dest}: {e}. Free disk space if it is full, then rerun"
+        ) from None
 
 
 def _machine_root(work: Path, zip_path: Path) -> Path:
@@ -135,20 +141,31 @@ def _machine_root(work: Path, zip_path: Path) -> Path:
             return found[0]
         if len(found) > 1:
             names = ", ".join(str(d.relative_to(work)) for d in found)
-            raise UnpackError(f"{zip_path.name} holds several machine folders ({names}); expected one machine type per zip")
-        level = [c for d in level for c in sorted(d.iterdir()) if c.is_dir() and c.name not in _IGNORED_TOP and not c.name.startswith(".")]
+            raise UnpackError(
+                f"{zip_path.name} holds several machine folders ({names}); expected one machine type per zip"
+            )
+        level = [
+            c
+            for d in level
+            for c in sorted(d.iterdir())
+            if c.is_dir() and c.name not in _IGNORED_TOP and not c.name.startswith(".")
+        ]
     raise UnpackError(
         f"{zip_path.name} holds no {'/'.join(sorted(split_names))} folder: it is not a DCASE machine-type zip. "
         f"Check the URL (--base-url) and delete {zip_path} before rerunning"
     )
 
 
-def _check(root: Path, zip_path: Path, kind: str, expected: dict[str, int], sections: tuple[str, ...] | None) -> dict[str, int]:
+def _check(
+    root: Path, zip_path: Path, kind: str, expected: dict[str, int], sections: tuple[str, ...] | None
+) -> dict[str, int]:
     """Split -> WAV count, after checking that the zip brings what `kind` needs and nothing it would clobber."""
     wanted = ARCHIVE_SPLITS[kind]
     foreign = [s for s in ("train", "test") if s not in wanted and split_dirs(root, s)]
     if foreign:
-        raise UnpackError(f"{zip_path.name} is a {kind} zip but holds {foreign[0]} clips; it would overwrite another archive's data. Check the URL")
+        raise UnpackError(
+            f"{zip_path.name} is a {kind} zip but holds {foreign[0]} clips; it would overwrite another archive's data. Check the URL"
+        )
     clips = {}
     for split in wanted:
         folders = split_dirs(root, split)

@@ -11,6 +11,7 @@ smaller standardised distance over the banks wins (`networks.section_banks`).
 Written with numpy rather than sklearn's NearestNeighbors: leave-one-out must exclude a
 member by index, which the "query k + 1 and drop the first" idiom gets wrong for duplicate clips.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,12 +38,12 @@ def knn_distance(queries: np.ndarray, bank: np.ndarray, k: int, exclude: np.ndar
     """
     out = np.empty(len(queries))
     for start in range(0, len(queries), BLOCK):
-        distances = 1.0 - queries[start:start + BLOCK] @ bank.T
+        distances = 1.0 - queries[start : start + BLOCK] @ bank.T
         if exclude is not None:
             rows = np.arange(len(distances))
-            distances[rows, exclude[start:start + BLOCK]] = np.inf
+            distances[rows, exclude[start : start + BLOCK]] = np.inf
         nearest = np.partition(distances, k - 1, axis=1)[:, :k]
-        out[start:start + BLOCK] = nearest.mean(axis=1)
+        out[start : start + BLOCK] = nearest.mean(axis=1)
     return out
 
 
@@ -79,9 +80,12 @@ class SectionKnn(SectionBanks):
         return knn_distance(queries, bank, self._k(len(bank)), np.arange(len(queries)) if leave_out else None)
 
     def state_dict(self) -> dict:
-        return {"k": self.k, "banks": {"/".join(key): bank for key, bank in self.banks_.items()},
-                "stats": {"/".join(key): list(value) for key, value in self.stats_.items()},
-                "train_scores": self.train_scores_}
+        return {
+            "k": self.k,
+            "banks": {"/".join(key): bank for key, bank in self.banks_.items()},
+            "stats": {"/".join(key): list(value) for key, value in self.stats_.items()},
+            "train_scores": self.train_scores_,
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict) -> SectionKnn:

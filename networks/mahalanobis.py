@@ -18,6 +18,7 @@ bank of its section, standardised by the bank's leave-one-out distances; the sma
 vector changes the mean and the scatter by a rank-one term, whose inverse Sherman-Morrison gives
 in closed form. Reads and writes nothing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -138,8 +139,13 @@ class SelectiveMahalanobis:
         return self.distances(x).min(dim=1).values
 
     def state_dict(self) -> dict:
-        return {"ridge": self.ridge, "domains": list(self.domains_), "covariances": self.covariances_,
-                "precisions": self.precisions_, "counts": self.counts_}
+        return {
+            "ridge": self.ridge,
+            "domains": list(self.domains_),
+            "covariances": self.covariances_,
+            "precisions": self.precisions_,
+            "counts": self.counts_,
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict) -> SelectiveMahalanobis:
@@ -180,26 +186,38 @@ class SectionGaussians(SectionBanks):
         moments = ResidualMoments(members.shape[1]).update(torch.from_numpy(members))
         own = moments.n_ >= 2 and float(torch.trace(moments.scatter_)) > 0
         if not own:
-            log.warning("Gaussian bank %s (%d clip(s)) has no spread of its own: it borrows the covariance of all "
-                        "%d training clips", "/".join(key), moments.n_, len(everything))
-        covariance = moments.covariance() if own else ResidualMoments(everything.shape[1]).update(
-            torch.from_numpy(everything)).covariance()
+            log.warning(
+                "Gaussian bank %s (%d clip(s)) has no spread of its own: it borrows the covariance of all "
+                "%d training clips",
+                "/".join(key),
+                moments.n_,
+                len(everything),
+            )
+        covariance = (
+            moments.covariance()
+            if own
+            else ResidualMoments(everything.shape[1]).update(torch.from_numpy(everything)).covariance()
+        )
         values, vectors = torch.linalg.eigh(covariance)
         dim = len(values)
         # C order (eigh returns columns-major vectors): a stored and reloaded bank then multiplies the
         # same memory layout, and gives bit-identical distances
-        return {"mean": moments.mean_.numpy(), "values": values.clamp_min(0).numpy(),
-                "vectors": np.ascontiguousarray(vectors.numpy()),
-                # floored: identical training embeddings have no variance at all
-                "loading": max(float(self.ridge * torch.trace(covariance) / dim), np.finfo(np.float64).tiny),
-                "n": int(moments.n_), "own": bool(own)}
+        return {
+            "mean": moments.mean_.numpy(),
+            "values": values.clamp_min(0).numpy(),
+            "vectors": np.ascontiguousarray(vectors.numpy()),
+            # floored: identical training embeddings have no variance at all
+            "loading": max(float(self.ridge * torch.trace(covariance) / dim), np.finfo(np.float64).tiny),
+            "n": int(moments.n_),
+            "own": bool(own),
+        }
 
     def _distances(self, queries: np.ndarray, key: BankKey, leave_out: bool) -> np.ndarray:
         bank = self.banks_[key]
         projected = (queries - bank["mean"]) @ bank["vectors"]  # [n, dim] in the covariance's eigenbasis
         values, loading, n = bank["values"], bank["loading"], bank["n"]
         if not leave_out:
-            return (projected ** 2 / (values + loading)).sum(axis=1)
+            return (projected**2 / (values + loading)).sum(axis=1)
         if not bank["own"] or n < 3:
             return np.full(len(queries), np.inf)
         # Member i left out: mean' = mean - r/(n-1), scatter' = scatter - n/(n-1) r r^T for its residual
@@ -207,21 +225,28 @@ class SectionGaussians(SectionBanks):
         # covariance's eigenbasis, eigenvalues scaled by (n-1)/(n-2)) and c = n/((n-1)(n-2)).
         # Sherman-Morrison: r^T (A - c r r^T)^-1 r = a / (1 - c a) with a = r^T A^-1 r, and the
         # member lies n/(n-1) r from the reduced mean.
-        a = (projected ** 2 / (values * (n - 1) / (n - 2) + loading)).sum(axis=1)
+        a = (projected**2 / (values * (n - 1) / (n - 2) + loading)).sum(axis=1)
         c = n / ((n - 1) * (n - 2))
         return (n / (n - 1)) ** 2 * a / np.maximum(1.0 - c * a, np.finfo(np.float64).tiny)
 
     def state_dict(self) -> dict:
-        return {"ridge": self.ridge, "banks": {"/".join(key): bank for key, bank in self.banks_.items()},
-                "stats": {"/".join(key): list(value) for key, value in self.stats_.items()},
-                "train_scores": self.train_scores_}
+        return {
+            "ridge": self.ridge,
+            "banks": {"/".join(key): bank for key, bank in self.banks_.items()},
+            "stats": {"/".join(key): list(value) for key, value in self.stats_.items()},
+            "train_scores": self.train_scores_,
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict) -> SectionGaussians:
         scorer = cls(float(state["ridge"]))
-        scorer.banks_ = {tuple(key.split("/")): {name: np.asarray(value) if name in ("mean", "values", "vectors") else value
-                                                 for name, value in bank.items()}
-                         for key, bank in state["banks"].items()}
+        scorer.banks_ = {
+            tuple(key.split("/")): {
+                name: np.asarray(value) if name in ("mean", "values", "vectors") else value
+                for name, value in bank.items()
+            }
+            for key, bank in state["banks"].items()
+        }
         scorer.stats_ = {tuple(key.split("/")): (float(v[0]), float(v[1])) for key, v in state["stats"].items()}
         scorer.train_scores_ = np.asarray(state["train_scores"])
         return scorer

@@ -18,10 +18,11 @@ All heads compare the normalised embedding with normalised class centres (cosine
 In a distributed run the adaptive scale is computed from the statistics of the whole global
 batch (gathered from every process), so it does not depend on the number of processes.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -84,7 +85,7 @@ class ArcFace(CosineHead):
         self.margin = margin
         self.scale = scale
 
-    def forward(self, embeddings: Tensor, labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], Tensor]:
+    def forward(self, embeddings: Tensor, labels: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
         """Returns (per-clip loss `[batch]` or None without labels, class logits `[batch, classes]`)."""
         cos = self.cosine(embeddings)
         logits = self.scale * cos
@@ -125,7 +126,7 @@ class AdaCos(CosineHead):
         if torch.isfinite(new):
             self.scale.copy_(new.clamp(min=MIN_SCALE))
 
-    def forward(self, embeddings: Tensor, labels: Optional[Tensor] = None) -> tuple[Optional[Tensor], Tensor]:
+    def forward(self, embeddings: Tensor, labels: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
         """Returns (per-clip loss `[batch]` or None without labels, class logits `[batch, classes]`)."""
         cos = self.cosine(embeddings)
         if labels is not None and self.training:
@@ -152,12 +153,15 @@ class SubclusterAdaCos(AdaCos):
 HEADS: dict[str, Callable[[int, int, int, float, float], CosineHead]] = {
     "adacos": lambda dim, n_classes, subclusters, margin, scale: AdaCos(dim, n_classes),
     "arcface": lambda dim, n_classes, subclusters, margin, scale: ArcFace(dim, n_classes, margin, scale),
-    "subcluster_adacos": lambda dim, n_classes, subclusters, margin, scale: SubclusterAdaCos(dim, n_classes, subclusters),
+    "subcluster_adacos": lambda dim, n_classes, subclusters, margin, scale: SubclusterAdaCos(
+        dim, n_classes, subclusters
+    ),
 }
 
 
-def get_head(name: str, dim: int, n_classes: int, subclusters: int = 1, margin: float = 0.5,
-             scale: float = 30.0) -> CosineHead:
+def get_head(
+    name: str, dim: int, n_classes: int, subclusters: int = 1, margin: float = 0.5, scale: float = 30.0
+) -> CosineHead:
     """A margin head by name (`beats.head`); unknown names list the valid ones.
 
     Args:

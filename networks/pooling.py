@@ -4,9 +4,8 @@ Reads encoder features `[batch, tokens, channels]` with a token padding mask `[b
 (True = padded, or None); writes `[batch, out_dim]`. Padded tokens never contribute, so a clip
 padded to the configured length pools to the same vector as the clip alone.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +20,7 @@ class MeanPooling(nn.Module):
         super().__init__()
         self.out_dim = channels
 
-    def forward(self, features: Tensor, padding_mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         """`[batch, tokens, channels]` -> `[batch, channels]`."""
         if padding_mask is None:
             return features.mean(dim=1)
@@ -46,7 +45,7 @@ class AttentiveStatisticsPooling(nn.Module):
         )
         self.out_dim = 2 * channels
 
-    def forward(self, features: Tensor, padding_mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self, features: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         """`[batch, tokens, channels]` -> `[batch, 2 * channels]` (mean, then std)."""
         scores = self.attention(features).float()
         if padding_mask is not None:

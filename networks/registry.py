@@ -2,6 +2,7 @@
 
 Entries are import paths, so choosing one system never imports another's dependencies.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -11,6 +11,7 @@ the mean and standard deviation of its own members' leave-one-out distances (eac
 the bank without it); the score is the smaller standardised distance over the section's banks, so
 a clip close to either domain is normal. A training clip's own score leaves it out of its bank.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,14 +72,14 @@ class SectionBanks(ABC):
             return 0.0, 1.0
         return float(finite.mean()), float(max(finite.std(), STD_FLOOR))
 
-    def fit(self, embeddings: np.ndarray, machines: list[str], sections: list[str],
-            domains: list[str]) -> SectionBanks:
+    def fit(self, embeddings: np.ndarray, machines: list[str], sections: list[str], domains: list[str]) -> SectionBanks:
         """Build the banks from training embeddings `[clips, dim]`; sets `train_scores_` (leave-one-out)."""
         x = self._prepare(embeddings)
         members = group_indices(zip(machines, sections, domains))
         self.banks_ = {key: self._fit_bank(key, x[idx], x) for key, idx in members.items()}
-        self.stats_ = {key: self._bank_stats(key, self._distances(x[idx], key, leave_out=True))
-                       for key, idx in members.items()}
+        self.stats_ = {
+            key: self._bank_stats(key, self._distances(x[idx], key, leave_out=True)) for key, idx in members.items()
+        }
         scores = np.full(len(x), np.inf)
         for (machine, section, domain), idx in members.items():
             for key in self._section_banks(machine, section):

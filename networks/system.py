@@ -9,6 +9,7 @@ the parameters, so that scoring can refuse a model trained with other settings
 (`settings_differences`). Where and how it runs (device, feature cache, workers, the broken-file
 policy) is a `Runtime` passed to `fit` and `score`, never stored with the model.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -69,9 +70,11 @@ class System(ABC):
         self.train_scores_: dict[str, np.ndarray] = {}
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "System":
+    def from_config(cls, cfg: Config) -> System:
         """A fresh system with the parameters of `cfg`."""
-        return cls(getattr(cfg, cls.section), cfg.feature, AudioInput(cfg.data.sample_rate, cfg.data.channel), cfg.run.seed)
+        return cls(
+            getattr(cfg, cls.section), cfg.feature, AudioInput(cfg.data.sample_rate, cfg.data.channel), cfg.run.seed
+        )
 
     def get_params(self) -> dict:
         """The parameters as configuration sections (`{"feature": {...}, "data": {"sample_rate": ...}, ...}`)."""
@@ -83,10 +86,14 @@ class System(ABC):
         }
 
     @classmethod
-    def from_params(cls, params: dict, settings_class: type) -> "System":
+    def from_params(cls, params: dict, settings_class: type) -> System:
         """The system `get_params` described (as read back from a model file)."""
-        return cls(settings_class(**params[cls.section]), FeatureConfig(**params["feature"]), AudioInput(**params["data"]),
-                   params["run"]["seed"])
+        return cls(
+            settings_class(**params[cls.section]),
+            FeatureConfig(**params["feature"]),
+            AudioInput(**params["data"]),
+            params["run"]["seed"],
+        )
 
     def settings_differences(self, cfg: Config) -> list[str]:
         """`section.key (trained X, now Y)` for every parameter that `cfg` sets otherwise, except the
@@ -102,14 +109,14 @@ class System(ABC):
                     differences.append(f"{section}.{key} (trained {trained!r}, now {now!r})")
         return differences
 
-    def with_test_time_settings(self, cfg: Config) -> "System":
+    def with_test_time_settings(self, cfg: Config) -> System:
         """This system with the test-time keys of `cfg` (e.g. another k for the k-NN scorer)."""
         current = getattr(cfg, self.section)
         self.settings = dataclasses.replace(self.settings, **{k: getattr(current, k) for k in self.test_time_keys})
         return self
 
     @abstractmethod
-    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> "System":
+    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> System:
         """Train on normal clips. `workdir` is the model folder: checkpoints for resuming go there.
 
         Sets `train_clips_` (the clips used; broken ones may have been skipped) and
@@ -127,7 +134,7 @@ class System(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, model_dir: Path) -> "System":
+    def load(cls, model_dir: Path) -> System:
         """Restore a system stored by `save`.
 
         Raises:
@@ -150,6 +157,8 @@ def load_model_state(path: Path, format_version: int) -> dict:
         raise ModelFileError(f"model file {path} is damaged or incomplete ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != format_version:
         found = state.get("format") if isinstance(state, dict) else None
-        raise ModelFileError(f"model file {path} was written by another version of this system (format {found}, "
-                             f"expected {format_version})")
+        raise ModelFileError(
+            f"model file {path} was written by another version of this system (format {found}, "
+            f"expected {format_version})"
+        )
     return state

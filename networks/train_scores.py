@@ -4,6 +4,7 @@ thresholds are fitted at test time.
 Writes one row per training clip: machine, section, domain, name and one column per scorer
 (`repr` of the float, so the values read back bit for bit). Reads them back per scorer and section.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,11 @@ def write_train_scores(path: Path, system: System) -> None:
     """Atomically write `system.train_clips_` with `system.train_scores_` to `path`."""
     scorers = list(system.train_scores_)
     rows = [KEY_COLUMNS + scorers]
-    rows += [[clip.machine, clip.section, clip.domain, clip.name] + [repr(float(system.train_scores_[s][i])) for s in scorers]
-             for i, clip in enumerate(system.train_clips_)]
+    rows += [
+        [clip.machine, clip.section, clip.domain, clip.name]
+        + [repr(float(system.train_scores_[s][i])) for s in scorers]
+        for i, clip in enumerate(system.train_clips_)
+    ]
     write_csv(path, rows)
 
 
@@ -40,13 +44,13 @@ def read_train_scores(path: Path) -> dict[str, dict[tuple[str, str], np.ndarray]
         with path.open(newline="") as f:
             reader = csv.reader(f)
             header = next(reader)
-            if header[:len(KEY_COLUMNS)] != KEY_COLUMNS or len(header) == len(KEY_COLUMNS):
+            if header[: len(KEY_COLUMNS)] != KEY_COLUMNS or len(header) == len(KEY_COLUMNS):
                 raise ValueError("not a training-score table")
-            scorers = header[len(KEY_COLUMNS):]
+            scorers = header[len(KEY_COLUMNS) :]
             for line, row in enumerate(reader, start=2):
                 if len(row) != len(header):
                     raise ValueError(f"line {line} has {len(row)} fields, expected {len(header)}")
-                for scorer, text in zip(scorers, row[len(KEY_COLUMNS):]):
+                for scorer, text in zip(scorers, row[len(KEY_COLUMNS) :]):
                     value = float(text)
                     if not np.isfinite(value):
                         raise ValueError(f"line {line} holds a non-finite {scorer} score")

@@ -3,6 +3,7 @@
 Reads `checkpoint.pt` files written by the trainers (a dict with `fingerprint`, `epoch` and the
 states they need); writes nothing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,12 +24,14 @@ def training_stamp(params: dict, section: str, incidental: tuple[str, ...], clip
     belongs to this run: a system's parameters (`System.get_params()`) without the `incidental`
     keys of its `section` (e.g. the number of epochs, so a rerun with more epochs continues), the
     training clips, and `extra` (format versions)."""
-    return fingerprint({
-        **params,
-        section: {k: v for k, v in params[section].items() if k not in incidental},
-        "clips": [f"{c.machine}/{c.split}/{c.name}" for c in clips],
-        **extra,
-    })
+    return fingerprint(
+        {
+            **params,
+            section: {k: v for k, v in params[section].items() if k not in incidental},
+            "clips": [f"{c.machine}/{c.split}/{c.name}" for c in clips],
+            **extra,
+        }
+    )
 
 
 def resume_state(checkpoint: Path, stamp: str, epochs: int, map_location: torch.device | str) -> dict | None:
@@ -48,8 +51,12 @@ def resume_state(checkpoint: Path, stamp: str, epochs: int, map_location: torch.
         log.info("checkpoint %s is from another configuration or other clips: training from the start", checkpoint)
         return None
     if state["epoch"] > epochs:
-        log.info("checkpoint %s is at epoch %d, beyond the %d asked for: training from the start",
-                 checkpoint, state["epoch"], epochs)
+        log.info(
+            "checkpoint %s is at epoch %d, beyond the %d asked for: training from the start",
+            checkpoint,
+            state["epoch"],
+            epochs,
+        )
         return None
     log.info("resuming from checkpoint %s at epoch %d/%d", checkpoint, state["epoch"], epochs)
     return state

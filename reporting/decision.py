@@ -4,6 +4,7 @@ A gamma distribution (shape, location and scale all free) is fitted to the anoma
 normal training clips of a section; the threshold is its `quantile` (0.9 by default). Pure
 functions; nothing is read or written.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,7 +34,9 @@ def gamma_threshold(train_scores: np.ndarray, quantile: float) -> float:
             threshold = float(scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
         if np.isfinite(threshold):
             return threshold
-    log.warning("gamma fit impossible on %d training scores; using their empirical %.2f quantile", scores.size, quantile)
+    log.warning(
+        "gamma fit impossible on %d training scores; using their empirical %.2f quantile", scores.size, quantile
+    )
     return float(np.quantile(scores, quantile))
 
 

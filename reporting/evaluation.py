@@ -5,6 +5,7 @@ with `ground_truth_data/` and `ground_truth_domain/`, by default `<folder>/groun
 development files, the labels in the clip names themselves); returns per-section metrics. Writes
 nothing (`tools.evaluate` is the command that does).
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,16 @@ import numpy as np
 
 from datasets.filenames import UnrecognisedFileName, parse_file_name
 from reporting.metrics import SectionMetrics, jackknife_ci95, missing_classes, score_values, section_metrics
-from reporting.submission import (DECISION_PREFIX, SCORE_PREFIX, SectionTruth, SubmissionError, file_name,
-                              read_ground_truth, read_value_file, section_files)
+from reporting.submission import (
+    DECISION_PREFIX,
+    SCORE_PREFIX,
+    SectionTruth,
+    SubmissionError,
+    file_name,
+    read_ground_truth,
+    read_value_file,
+    section_files,
+)
 
 log = logging.getLogger(__name__)
 GROUND_TRUTH_DIR = "ground_truth"
@@ -75,15 +84,20 @@ def read_sections(score_dir: Path, truths: list[SectionTruth]) -> list[SectionSc
     for truth in truths:
         names = set(truth.labels)
         scores = read_value_file(score_dir / file_name(SCORE_PREFIX, truth.machine, truth.section), expected=names)
-        decisions = read_value_file(score_dir / file_name(DECISION_PREFIX, truth.machine, truth.section), expected=names)
+        decisions = read_value_file(
+            score_dir / file_name(DECISION_PREFIX, truth.machine, truth.section), expected=names
+        )
         ordered = sorted(names)
-        sections.append(SectionScores(
-            truth.machine, truth.section,
-            is_anomaly=np.array([truth.labels[n][0] for n in ordered]),
-            is_target=np.array([truth.labels[n][1] for n in ordered]),
-            scores=np.array([scores[n] for n in ordered]),
-            decisions=np.array([decisions[n] for n in ordered]),
-        ))
+        sections.append(
+            SectionScores(
+                truth.machine,
+                truth.section,
+                is_anomaly=np.array([truth.labels[n][0] for n in ordered]),
+                is_target=np.array([truth.labels[n][1] for n in ordered]),
+                scores=np.array([scores[n] for n in ordered]),
+                decisions=np.array([decisions[n] for n in ordered]),
+            )
+        )
     return sections
 
 
@@ -92,10 +106,25 @@ def evaluate_sections(sections: list[SectionScores], max_fpr: float = 0.1) -> li
     (a warning where a domain has clips of one class only)."""
     for s in sections:
         for gap in missing_classes(s.is_anomaly, s.is_target):
-            log.log(logging.INFO if gap.missing == "any" else logging.WARNING, "%s section %s: %s", s.machine,
-                    s.section, gap)
-    return [section_metrics(s.machine, s.section, is_anomaly=s.is_anomaly, is_target=s.is_target, scores=s.scores,
-                            decisions=s.decisions, max_fpr=max_fpr) for s in sections]
+            log.log(
+                logging.INFO if gap.missing == "any" else logging.WARNING,
+                "%s section %s: %s",
+                s.machine,
+                s.section,
+                gap,
+            )
+    return [
+        section_metrics(
+            s.machine,
+            s.section,
+            is_anomaly=s.is_anomaly,
+            is_target=s.is_target,
+            scores=s.scores,
+            decisions=s.decisions,
+            max_fpr=max_fpr,
+        )
+        for s in sections
+    ]
 
 
 def evaluate_folder(score_dir: Path, truths: list[SectionTruth], max_fpr: float = 0.1) -> list[SectionMetrics]:
@@ -108,11 +137,20 @@ def log_score_coverage(results: list[SectionMetrics], ranking: str, what: str = 
     values = score_values(results, ranking)
     defined = sum(not np.isnan(v) for v in values)
     if defined == 0:
-        log.warning("%s undefined: none of its %d AUC/pAUC values (%s ranking) is defined, see above", what,
-                    len(values), ranking)
+        log.warning(
+            "%s undefined: none of its %d AUC/pAUC values (%s ranking) is defined, see above",
+            what,
+            len(values),
+            ranking,
+        )
     elif defined < len(values):
-        log.info("%s over the %d defined of its %d AUC/pAUC values (%s ranking); the others are undefined, see above",
-                 what, defined, len(values), ranking)
+        log.info(
+            "%s over the %d defined of its %d AUC/pAUC values (%s ranking); the others are undefined, see above",
+            what,
+            defined,
+            len(values),
+            ranking,
+        )
 
 
 def pooled_ci95(sections: list[SectionScores], max_fpr: float = 0.1) -> float:

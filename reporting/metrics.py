@@ -14,6 +14,7 @@ score are taken over the defined values (NaN if there are none).
 The legacy rankings (2020: arithmetic mean of AUC and pAUC; 2021: harmonic mean of domain-only AUC
 and pAUC) are available under their own names. Pure functions; nothing is read or written.
 """
+
 from __future__ import annotations
 
 import sys
@@ -43,8 +44,15 @@ class SectionMetrics:
     f1: dict[str, float]
 
 
-def section_metrics(machine: str, section: str, is_anomaly: np.ndarray, is_target: np.ndarray, scores: np.ndarray,
-                    decisions: np.ndarray, max_fpr: float = 0.1) -> SectionMetrics:
+def section_metrics(
+    machine: str,
+    section: str,
+    is_anomaly: np.ndarray,
+    is_target: np.ndarray,
+    scores: np.ndarray,
+    decisions: np.ndarray,
+    max_fpr: float = 0.1,
+) -> SectionMetrics:
     """Metrics of one section.
 
     Args:
@@ -134,8 +142,7 @@ def amean(values) -> float:
 
 def ranked_values(results: list[SectionMetrics]) -> list[float]:
     """The flat list the official score averages: all AUC (source), all AUC (target), all pAUC."""
-    return ([r.auc["source"] for r in results] + [r.auc["target"] for r in results]
-            + [r.pauc for r in results])
+    return [r.auc["source"] for r in results] + [r.auc["target"] for r in results] + [r.pauc for r in results]
 
 
 def score_values(results: list[SectionMetrics], ranking: str = "dcase2022") -> list[float]:
@@ -143,7 +150,9 @@ def score_values(results: list[SectionMetrics], ranking: str = "dcase2022") -> l
     if ranking == "dcase2022":
         return ranked_values(results)
     if ranking == "dcase2021":
-        return [r.auc_domain[d] for d in DOMAINS for r in results] + [r.pauc_domain[d] for d in DOMAINS for r in results]
+        return [r.auc_domain[d] for d in DOMAINS for r in results] + [
+            r.pauc_domain[d] for d in DOMAINS for r in results
+        ]
     if ranking == "dcase2020":
         return [r.auc_domain["source"] for r in results] + [r.pauc_domain["source"] for r in results]
     raise ValueError(f"unknown ranking {ranking!r}; valid: dcase2020, dcase2021, dcase2022")

@@ -4,6 +4,7 @@ Writes one PNG per machine type: per section, the ROC curves of the source and t
 (normals of that domain against all anomalies, as AUC (source/target) is defined) and the
 score distributions of normal and anomalous clips per domain, with the decision threshold.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,12 +38,23 @@ def plot_machine(sections: list[SectionScores], results: list[SectionMetrics], t
             for is_anomaly, style in ((False, "step"), (True, "stepfilled")):
                 values = s[in_domain & (anomaly == is_anomaly)]
                 if values.size:
-                    hist_ax.hist(values, bins=bins, histtype=style, alpha=0.5 if is_anomaly else 1.0, color=COLOURS[domain],
-                                 label=f"{domain} {'anomaly' if is_anomaly else 'normal'}")
+                    hist_ax.hist(
+                        values,
+                        bins=bins,
+                        histtype=style,
+                        alpha=0.5 if is_anomaly else 1.0,
+                        color=COLOURS[domain],
+                        label=f"{domain} {'anomaly' if is_anomaly else 'normal'}",
+                    )
         roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
         roc_ax.axvspan(0, 0.1, color="grey", alpha=0.1, label=f"pAUC range ({100 * result.pauc:.1f}%)")
-        roc_ax.set(title=f"{title}: {section.machine} section {section.section}", xlabel="false positive rate",
-                   ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
+        roc_ax.set(
+            title=f"{title}: {section.machine} section {section.section}",
+            xlabel="false positive rate",
+            ylabel="true positive rate",
+            xlim=(0, 1),
+            ylim=(0, 1.01),
+        )
         roc_ax.legend(loc="lower right", fontsize="small")
         if flagged.any():
             hist_ax.axvline(s[flagged].min(), color="black", linestyle="--", label="lowest score judged anomalous")

@@ -10,6 +10,7 @@ Three layouts, each the one the DCASE community knows:
 An undefined value (NaN: a section or domain without normal or anomalous clips) is an empty cell
 in every table; means leave it out. Pure functions; nothing is read or written.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,13 +20,31 @@ import numpy as np
 from reporting.metrics import DOMAINS, SectionMetrics, amean, hmean, official_score, ranked_values
 
 BASELINE_COLUMNS = [
-    "section", "AUC (source)", "AUC (target)", "pAUC", "pAUC (source)", "pAUC (target)",
-    "precision (source)", "precision (target)", "recall (source)", "recall (target)",
-    "F1 score (source)", "F1 score (target)",
+    "section",
+    "AUC (source)",
+    "AUC (target)",
+    "pAUC",
+    "pAUC (source)",
+    "pAUC (target)",
+    "precision (source)",
+    "precision (target)",
+    "recall (source)",
+    "recall (target)",
+    "F1 score (source)",
+    "F1 score (target)",
 ]
 EVALUATOR_COLUMNS = [
-    "section", "AUC (all)", "AUC (source)", "AUC (target)", "pAUC", "precision (source)", "precision (target)",
-    "recall (source)", "recall (target)", "F1 score (source)", "F1 score (target)",
+    "section",
+    "AUC (all)",
+    "AUC (source)",
+    "AUC (target)",
+    "pAUC",
+    "precision (source)",
+    "precision (target)",
+    "recall (source)",
+    "recall (target)",
+    "F1 score (source)",
+    "F1 score (target)",
 ]
 # The per-section rows of the official summary table (a TOTAL score row follows them).
 SUMMARY_METRICS = {
@@ -36,9 +55,19 @@ SUMMARY_METRICS = {
 
 
 def _baseline_values(r: SectionMetrics) -> list[float]:
-    return [r.auc["source"], r.auc["target"], r.pauc, r.pauc_domain["source"], r.pauc_domain["target"],
-            r.precision["source"], r.precision["target"], r.recall["source"], r.recall["target"],
-            r.f1["source"], r.f1["target"]]
+    return [
+        r.auc["source"],
+        r.auc["target"],
+        r.pauc,
+        r.pauc_domain["source"],
+        r.pauc_domain["target"],
+        r.precision["source"],
+        r.precision["target"],
+        r.recall["source"],
+        r.recall["target"],
+        r.f1["source"],
+        r.f1["target"],
+    ]
 
 
 def machine_result_rows(results: list[SectionMetrics]) -> list[list]:
@@ -71,9 +100,24 @@ def evaluator_rows(results: list[SectionMetrics], ci95: float) -> list[list]:
         rows.append([machine])
         rows.append(list(EVALUATOR_COLUMNS))
         for r in mine:
-            rows.append([r.section] + [_cell(v) for v in (
-                r.auc_all, r.auc["source"], r.auc["target"], r.pauc, r.precision["source"], r.precision["target"],
-                r.recall["source"], r.recall["target"], r.f1["source"], r.f1["target"])])
+            rows.append(
+                [r.section]
+                + [
+                    _cell(v)
+                    for v in (
+                        r.auc_all,
+                        r.auc["source"],
+                        r.auc["target"],
+                        r.pauc,
+                        r.precision["source"],
+                        r.precision["target"],
+                        r.recall["source"],
+                        r.recall["target"],
+                        r.f1["source"],
+                        r.f1["target"],
+                    )
+                ]
+            )
         rows += _evaluator_means(mine, suffix="")
         rows.append([])
     rows += _evaluator_means(results, suffix=" over all machine types, sections, and domains")
@@ -86,13 +130,16 @@ def evaluator_rows(results: list[SectionMetrics], ci95: float) -> list[list]:
 
 def _evaluator_means(results: list[SectionMetrics], suffix: str) -> list[list]:
     # Per metric, the list of source values followed by target values (pAUC appears in both halves).
-    perf = np.array([
-        [r.auc[d] for d in DOMAINS for r in results],
-        [r.pauc for _ in DOMAINS for r in results],
-        [r.precision[d] for d in DOMAINS for r in results],
-        [r.recall[d] for d in DOMAINS for r in results],
-        [r.f1[d] for d in DOMAINS for r in results],
-    ], dtype=float)
+    perf = np.array(
+        [
+            [r.auc[d] for d in DOMAINS for r in results],
+            [r.pauc for _ in DOMAINS for r in results],
+            [r.precision[d] for d in DOMAINS for r in results],
+            [r.recall[d] for d in DOMAINS for r in results],
+            [r.f1[d] for d in DOMAINS for r in results],
+        ],
+        dtype=float,
+    )
     half = perf.shape[1] // 2
     return [
         ["", "", "AUC", "pAUC", "precision", "recall", "F1 score"],
@@ -111,7 +158,9 @@ def summary_rows(systems: dict[str, list[SectionMetrics]], machines: list[str]) 
     for system, results in systems.items():
         for metric, get in SUMMARY_METRICS.items():
             values = [get(r) for r in results]
-            by_machine = [_cell(amean([get(r) for r in results if r.machine == m])) for m in machines]  # NaN (empty) if none
+            by_machine = [
+                _cell(amean([get(r) for r in results if r.machine == m])) for m in machines
+            ]  # NaN (empty) if none
             rows.append([system, metric, _cell(hmean(values)), _cell(amean(values))] + by_machine)
         flat = ranked_values(results)
         rows.append([system, "TOTAL score", _cell(hmean(flat)), _cell(amean(flat))] + [""] * len(machines))
@@ -135,4 +184,3 @@ def _machines_in_order(results: list[SectionMetrics]) -> list[str]:
 def _cell(value: float) -> float | str:
     """Numbers as Python writes them (full precision, like the official files); NaN as empty."""
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-

@@ -7,6 +7,7 @@ file name, written atomically. Ground truth is written in the official evaluator
 can be evaluated exactly like the evaluator does. Reading is strict: a missing, extra or duplicate
 row is an error that names the file, because the evaluator matches rows by position.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,7 +21,9 @@ from core.atomic import write_csv
 
 SCORE_PREFIX, DECISION_PREFIX = "anomaly_score", "decision_result"
 GROUND_TRUTH_DATA, GROUND_TRUTH_DOMAIN = "ground_truth_data", "ground_truth_domain"
-_FILE = re.compile(r"^(?P<kind>anomaly_score|decision_result|ground_truth)_(?P<machine>[^_]+)_section_(?P<section>\d{2})_test\.csv$")
+_FILE = re.compile(
+    r"^(?P<kind>anomaly_score|decision_result|ground_truth)_(?P<machine>[^_]+)_section_(?P<section>\d{2})_test\.csv$"
+)
 
 
 class SubmissionError(ValueError):
@@ -43,8 +46,9 @@ def file_name(kind: str, machine: str, section: str) -> str:
     return f"{kind}_{machine}_section_{section}_test.csv"
 
 
-def write_section_files(out_dir: Path, machine: str, section: str, names: list[str], scores: np.ndarray,
-                        decisions: np.ndarray) -> None:
+def write_section_files(
+    out_dir: Path, machine: str, section: str, names: list[str], scores: np.ndarray, decisions: np.ndarray
+) -> None:
     """Write the score and decision file of one section, rows in file-name order.
 
     Raises:
@@ -54,12 +58,16 @@ def write_section_files(out_dir: Path, machine: str, section: str, names: list[s
     if broken:
         first = broken[0]
         others = f" (and {len(broken) - 1} more clip(s))" if len(broken) > 1 else ""
-        raise SubmissionError(f"{machine} section {section}: the system produced a non-finite score "
-                              f"({float(scores[first])}) for {names[first]}{others}; retrain the model (a diverged "
-                              f"training or a damaged model file gives such scores)")
+        raise SubmissionError(
+            f"{machine} section {section}: the system produced a non-finite score "
+            f"({float(scores[first])}) for {names[first]}{others}; retrain the model (a diverged "
+            f"training or a damaged model file gives such scores)"
+        )
     order = np.argsort(np.array(names, dtype=object), kind="stable")
     write_csv(out_dir / file_name(SCORE_PREFIX, machine, section), [(names[i], repr(float(scores[i]))) for i in order])
-    write_csv(out_dir / file_name(DECISION_PREFIX, machine, section), [(names[i], str(int(decisions[i]))) for i in order])
+    write_csv(
+        out_dir / file_name(DECISION_PREFIX, machine, section), [(names[i], str(int(decisions[i]))) for i in order]
+    )
 
 
 def write_ground_truth(out_dir: Path, truth: SectionTruth) -> None:
@@ -110,10 +118,14 @@ def read_value_file(path: Path, expected: set[str] | None = None) -> dict[str, f
             try:
                 value = float(text)
             except ValueError:
-                raise SubmissionError(f"{path}, line {line_no}: value {text!r} is not a number (no header allowed)") from None
+                raise SubmissionError(
+                    f"{path}, line {line_no}: value {text!r} is not a number (no header allowed)"
+                ) from None
             if not np.isfinite(value):
-                raise SubmissionError(f"{path}, line {line_no}: value {text!r} is not a finite number; the system "
-                                      f"that wrote this file must be fixed and the clips scored again")
+                raise SubmissionError(
+                    f"{path}, line {line_no}: value {text!r} is not a finite number; the system "
+                    f"that wrote this file must be fixed and the clips scored again"
+                )
             if name in values:
                 raise SubmissionError(f"{path}, line {line_no}: {name} appears twice")
             values[name] = value

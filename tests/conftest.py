@@ -1,4 +1,5 @@
 """Shared fixtures: paths to the reference data beside the clone and a generated demo corpus."""
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,9 @@ def demo_corpus(tmp_path_factory) -> Path:
     return write_corpus(tmp_path_factory.mktemp("demo"))
 
 
-def run_script(args: list[str], cwd: Path = REPO_ROOT, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_script(
+    args: list[str], cwd: Path = REPO_ROOT, env: dict | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run a real entry point (shell script or `python -m ...`) and capture its output."""
     full_env = {**os.environ, "PYTHON": sys.executable, **(env or {})}
     return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
@@ -55,5 +58,11 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 def run_dirs(root: Path) -> list[str]:
     """Options that keep a run's models, results and feature cache under `root`."""
-    return ["--run.model_dir", str(root / "models"), "--run.result_dir", str(root / "results"),
-            "--data.cache_dir", str(root / "cache")]
+    return [
+        "--run.model_dir",
+        str(root / "models"),
+        "--run.result_dir",
+        str(root / "results"),
+        "--data.cache_dir",
+        str(root / "cache"),
+    ]

@@ -3,6 +3,7 @@
 A lower layer never imports a higher one, reporting (metrics, submission files) needs no model,
 and no module imports a runnable entry point (`tools/*`) or a benchmark: those are the top.
 """
+
 from __future__ import annotations
 
 import ast
@@ -48,11 +49,14 @@ def test_every_package_imports_only_the_layers_below_it():
 
 def test_no_entry_point_is_imported_by_another_module():
     """`tools/` holds only runnable commands: their shared logic lives in the library packages."""
-    breaches = [f"{path.relative_to(REPO)} imports {name}"
-                for package in ALLOWED if package != "benchmarks"
-                for path in _modules(package)
-                for name in _imports(path) if name.startswith("tools")
-                and not (package == "tools" and path.stem == "__init__")]
+    breaches = [
+        f"{path.relative_to(REPO)} imports {name}"
+        for package in ALLOWED
+        if package != "benchmarks"
+        for path in _modules(package)
+        for name in _imports(path)
+        if name.startswith("tools") and not (package == "tools" and path.stem == "__init__")
+    ]
     assert breaches == []
     for path in _modules("tools"):
         if path.stem != "__init__":

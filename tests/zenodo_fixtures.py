@@ -3,6 +3,7 @@
 The server can refuse range requests, drop the connection part-way through a file, and change a
 file's ETag; it records every request so tests can check what the client asked for.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,7 +66,7 @@ class FileServer:
     def gets(self, path: str | None = None) -> list[Request]:
         return [r for r in self.requests if r.method == "GET" and (path is None or r.path == path)]
 
-    def start(self) -> "FileServer":
+    def start(self) -> FileServer:
         self._thread.start()
         return self
 
@@ -84,7 +85,11 @@ class FileServer:
 
             def _record(self, status: int) -> None:
                 with server._lock:
-                    server.requests.append(Request(self.command, self.path, self.headers.get("Range"), self.headers.get("If-Range"), status))
+                    server.requests.append(
+                        Request(
+                            self.command, self.path, self.headers.get("Range"), self.headers.get("If-Range"), status
+                        )
+                    )
 
             def do_HEAD(self):
                 self._respond(head=True)
@@ -135,7 +140,7 @@ class FileServer:
                     return
                 try:
                     for offset in range(0, len(payload), 16384):
-                        self.wfile.write(payload[offset:offset + 16384])
+                        self.wfile.write(payload[offset : offset + 16384])
                         if served.delay:
                             self.wfile.flush()
                             time.sleep(served.delay)
@@ -174,14 +179,22 @@ def clip_names(kind: str, train: int = 1000, test: int = 200, section: str = "00
     if kind == "dev":
         folders["test"] = [
             f"section_{section}_{domain}_test_{label}_{i:04d}_a_1.wav"
-            for domain in ("source", "target") for label in ("normal", "anomaly") for i in range(test // 4)
+            for domain in ("source", "target")
+            for label in ("normal", "anomaly")
+            for i in range(test // 4)
         ]
     if kind == "eval_test":
         folders["test"] = [f"section_{section}_{i:04d}.wav" for i in range(test)]
     return folders
 
 
-def build_zip(machine: str, folders: dict[str, list[str]], top: str | None = None, attributes: bool = True, extra: dict[str, bytes] | None = None) -> bytes:
+def build_zip(
+    machine: str,
+    folders: dict[str, list[str]],
+    top: str | None = None,
+    attributes: bool = True,
+    extra: dict[str, bytes] | None = None,
+) -> bytes:
     """A zip holding `<top>/<folder>/<clip>.wav` (top defaults to the machine; "" for none) and an
     attribute table, like the official archives."""
     top = machine if top is None else top
@@ -193,7 +206,9 @@ def build_zip(machine: str, folders: dict[str, list[str]], top: str | None = Non
         for folder, names in folders.items():
             for name in names:
                 zf.writestr(f"{prefix}{folder}/{name}", wav)
-                rows.append(f"{machine}/{folder}/{name}," + ("a,1" if "_test_" not in name and folder == "train" else ","))
+                rows.append(
+                    f"{machine}/{folder}/{name}," + ("a,1" if "_test_" not in name and folder == "train" else ",")
+                )
         if attributes:
             zf.writestr(f"{prefix}attributes_00.csv", "\n".join(rows) + "\n")
         for name, data in (extra or {}).items():

@@ -8,6 +8,7 @@ Stage 3: label (with -e): eval_data_list_<year>.csv -> `<machine>/test_rename/`,
          (see `datasets.eval_labels`)
 Logs to the console and to `<root>/dcase<year>t2/download.log`. A rerun skips what is complete.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,19 +22,23 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from datasets.catalog import ARCHIVE_KINDS, ZENODO_URL, Archive, YearInfo, archive_mode, newest_year, year_info
-from datasets.fetch import DownloadError, FetchSettings, fetch, file_md5, partial_path, remote_size
-from datasets.eval_labels import LabelListError
-from datasets.manifest import DatasetError, dataset_dir, official_raw_dir
-from datasets.unpack import UnpackError, is_unpacked, unpack_archive
 from core.cli import command_parser, parse_command_line
 from core.config import Config, ConfigError
-from datasets.label_lists import label_evaluation, list_source
 from core.runtime import setup_logging
+from datasets.catalog import ARCHIVE_KINDS, ZENODO_URL, Archive, YearInfo, archive_mode, newest_year, year_info
+from datasets.eval_labels import LabelListError
+from datasets.fetch import DownloadError, FetchSettings, fetch, file_md5, partial_path, remote_size
+from datasets.label_lists import label_evaluation, list_source
+from datasets.manifest import DatasetError, dataset_dir, official_raw_dir
+from datasets.unpack import UnpackError, is_unpacked, unpack_archive
 
 log = logging.getLogger("tools.download")
 
-KIND_LABELS = {"dev": "development data", "additional_train": "additional training data", "eval_test": "evaluation test data"}
+KIND_LABELS = {
+    "dev": "development data",
+    "additional_train": "additional training data",
+    "eval_test": "evaluation test data",
+}
 
 
 @dataclass
@@ -75,7 +80,9 @@ def plan_archives(info: YearInfo, kinds: list[str], machines: list[str]) -> list
         known = info.machines(archive_mode(kind))
         chosen = [m for m in machines if m in known] if machines else list(known)
         if not chosen:
-            raise ValueError(f"none of --machines {','.join(machines)} has {KIND_LABELS[kind]} in DCASE{info.year}; choose from {', '.join(known)}")
+            raise ValueError(
+                f"none of --machines {','.join(machines)} has {KIND_LABELS[kind]} in DCASE{info.year}; choose from {', '.join(known)}"
+            )
         archives += [info.archive(kind, m) for m in chosen]
     return archives
 
@@ -129,7 +136,10 @@ def report_plan(items: list[Item]) -> None:
     unknown = sum(1 for i in pending if i.size is None)
     log.info(
         "to fetch: %d of %d files, %s%s",
-        len(pending), len(items), human(max(remaining, 0)), f" plus {unknown} of unknown size" if unknown else "",
+        len(pending),
+        len(items),
+        human(max(remaining, 0)),
+        f" plus {unknown} of unknown size" if unknown else "",
     )
 
 
@@ -146,8 +156,16 @@ def download_all(items: list[Item], settings: FetchSettings, jobs: int, cancel: 
     def one(item: Item) -> None:
         slot = slots.get()
         try:
-            with tqdm(total=item.size, desc=item.archive.zip_name, unit="B", unit_scale=True, unit_divisor=1024,
-                      position=slot, leave=False, disable=None) as bar:
+            with tqdm(
+                total=item.size,
+                desc=item.archive.zip_name,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                position=slot,
+                leave=False,
+                disable=None,
+            ) as bar:
                 fetch(item.url, item.zip_path, md5=item.archive.md5, settings=settings, progress=bar, cancel=cancel)
         finally:
             slots.put(slot)
@@ -160,7 +178,11 @@ def download_all(items: list[Item], settings: FetchSettings, jobs: int, cancel: 
             try:
                 future.result()
                 item.state = "zip"
-                log.info("downloaded %s%s", item.zip_path, " (md5 verified)" if item.archive.md5 else " (no md5 recorded; size checked)")
+                log.info(
+                    "downloaded %s%s",
+                    item.zip_path,
+                    " (md5 verified)" if item.archive.md5 else " (no md5 recorded; size checked)",
+                )
             except DownloadError as e:
                 failures[item.archive.zip_name] = str(e)
                 log.error("%s", e)
@@ -172,13 +194,19 @@ def download_all(items: list[Item], settings: FetchSettings, jobs: int, cancel: 
     return failures
 
 
-def unpack_all(items: list[Item], info: YearInfo, force: bool, keep_zips: bool, failed_downloads: set[str]) -> dict[str, str]:
+def unpack_all(
+    items: list[Item], info: YearInfo, force: bool, keep_zips: bool, failed_downloads: set[str]
+) -> dict[str, str]:
     """Unpack every downloaded item (one at a time: two archives may share a machine folder)."""
     failures: dict[str, str] = {}
     for item in items:
         archive = item.archive
         if item.state == "unpacked":
-            log.info("%s: already unpacked in %s, skipping (--force to redo)", archive.zip_name, item.raw_dir / archive.machine)
+            log.info(
+                "%s: already unpacked in %s, skipping (--force to redo)",
+                archive.zip_name,
+                item.raw_dir / archive.machine,
+            )
             continue
         if archive.zip_name in failed_downloads:
             continue  # reported by stage 1
@@ -188,9 +216,13 @@ def unpack_all(items: list[Item], info: YearInfo, force: bool, keep_zips: bool, 
             continue
         try:
             result = unpack_archive(
-                item.zip_path, item.raw_dir, archive.machine, archive.kind,
+                item.zip_path,
+                item.raw_dir,
+                archive.machine,
+                archive.kind,
                 expected_clips=info.expected_clips(archive.kind, archive.machine),
-                sections=info.machines(archive_mode(archive.kind))[archive.machine], force=force,
+                sections=info.machines(archive_mode(archive.kind))[archive.machine],
+                force=force,
             )
         except UnpackError as e:
             failures[archive.zip_name] = str(e)
@@ -218,14 +250,30 @@ def get_parser() -> argparse.ArgumentParser:
         "  ./00_download.sh -d --year 2025 --machines fan,valve --jobs 4",
     )
     parser.add_argument("-d", "--dev", action="store_true", help="development data (dev_<machine>.zip)")
-    parser.add_argument("-a", "--additional", action="store_true", help="additional training data of the evaluation machine types")
+    parser.add_argument(
+        "-a", "--additional", action="store_true", help="additional training data of the evaluation machine types"
+    )
     parser.add_argument("-e", "--eval", action="store_true", help="evaluation test data, then label it (stage 3)")
-    parser.add_argument("--base-url", default=ZENODO_URL, help=f"server that replaces {ZENODO_URL} in every archive URL, "
-                        "e.g. a mirror serving /records/<id>/files/<zip> (default: %(default)s)")
+    parser.add_argument(
+        "--base-url",
+        default=ZENODO_URL,
+        help=f"server that replaces {ZENODO_URL} in every archive URL, "
+        "e.g. a mirror serving /records/<id>/files/<zip> (default: %(default)s)",
+    )
     parser.add_argument("--no-label", action="store_true", help="do not label the evaluation test clips after -e")
     parser.add_argument("--dry-run", action="store_true", help="print what would be fetched and how much, then stop")
-    parser.add_argument("--stage", type=int, default=1, choices=(1, 2, 3), help="first stage to run (default: %(default)s)")
-    parser.add_argument("--stop_stage", "--stop-stage", dest="stop_stage", type=int, default=3, choices=(1, 2, 3), help="last stage to run (default: %(default)s)")
+    parser.add_argument(
+        "--stage", type=int, default=1, choices=(1, 2, 3), help="first stage to run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--stop_stage",
+        "--stop-stage",
+        dest="stop_stage",
+        type=int,
+        default=3,
+        choices=(1, 2, 3),
+        help="last stage to run (default: %(default)s)",
+    )
     return parser
 
 
@@ -239,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     kinds = [k for k, chosen in zip(ARCHIVE_KINDS, (args.dev, args.additional, args.eval)) if chosen]
     if not kinds:
-        parser.error("choose what to download: -d (development), -a (additional training), -e (evaluation test); see -h")
+        parser.error(
+            "choose what to download: -d (development), -a (additional training), -e (evaluation test); see -h"
+        )
     if not args.base_url.startswith(("http://", "https://")):
         parser.error(f"--base-url must start with http:// or https://, not {args.base_url!r}")
     try:
@@ -252,10 +302,21 @@ def main(argv: list[str] | None = None) -> int:
     root, year = Path(cfg.data.root), info.year
     setup_logging(dataset_dir(root, year) / "download.log")
     settings = FetchSettings.from_config(cfg.download)
-    log.info("DCASE%d Task 2: %s; data root %s; base URL %s; %d parallel downloads",
-             year, ", ".join(KIND_LABELS[k] for k in kinds), root, args.base_url, cfg.download.jobs)
+    log.info(
+        "DCASE%d Task 2: %s; data root %s; base URL %s; %d parallel downloads",
+        year,
+        ", ".join(KIND_LABELS[k] for k in kinds),
+        root,
+        args.base_url,
+        cfg.download.jobs,
+    )
     items = [
-        Item(a, a.url(args.base_url), dataset_dir(root, year) / "zips" / a.zip_name, official_raw_dir(root, year, archive_mode(a.kind)))
+        Item(
+            a,
+            a.url(args.base_url),
+            dataset_dir(root, year) / "zips" / a.zip_name,
+            official_raw_dir(root, year, archive_mode(a.kind)),
+        )
         for a in archives
     ]
     failures: dict[str, str] = {}
@@ -263,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         survey(items, cfg.run.force, settings)
         if args.stage <= 1 <= args.stop_stage or args.dry_run:
-            log.info("Stage 1: download: %d archive%s from %s -> %s", len(items), "s" * (len(items) != 1), args.base_url, dataset_dir(root, year) / "zips")
+            log.info(
+                "Stage 1: download: %d archive%s from %s -> %s",
+                len(items),
+                "s" * (len(items) != 1),
+                args.base_url,
+                dataset_dir(root, year) / "zips",
+            )
             announce_sizes(items, settings, cfg.download.jobs)
             report_plan(items)
             if args.dry_run:
@@ -271,17 +338,31 @@ def main(argv: list[str] | None = None) -> int:
             with logging_redirect_tqdm():
                 failures.update(download_all(items, settings, cfg.download.jobs, cancel))
         if args.stage <= 2 <= args.stop_stage:
-            log.info("Stage 2: unpack: %s -> %s", dataset_dir(root, year) / "zips", ", ".join(sorted({str(i.raw_dir) for i in items})))
+            log.info(
+                "Stage 2: unpack: %s -> %s",
+                dataset_dir(root, year) / "zips",
+                ", ".join(sorted({str(i.raw_dir) for i in items})),
+            )
             failures.update(unpack_all(items, info, cfg.run.force, cfg.download.keep_zips, set(failures)))
         if args.stage <= 3 <= args.stop_stage and "eval_test" in kinds:
-            failures.update(_label_stage(args, cfg, info, [i.archive.machine for i in items if i.archive.kind == "eval_test"]))
+            failures.update(
+                _label_stage(args, cfg, info, [i.archive.machine for i in items if i.archive.kind == "eval_test"])
+            )
     except KeyboardInterrupt:
         cancel.set()
-        log.error("interrupted: partial downloads are kept as <zip>.part in %s and resume on the next run", dataset_dir(root, year) / "zips")
+        log.error(
+            "interrupted: partial downloads are kept as <zip>.part in %s and resume on the next run",
+            dataset_dir(root, year) / "zips",
+        )
         return 130
     if failures:
-        log.error("%d of %d archives failed: %s. Fix the cause named above and rerun the same command; "
-                  "everything complete is skipped", len(failures), len(items), ", ".join(sorted(failures)))
+        log.error(
+            "%d of %d archives failed: %s. Fix the cause named above and rerun the same command; "
+            "everything complete is skipped",
+            len(failures),
+            len(items),
+            ", ".join(sorted(failures)),
+        )
         return 1
     log.info("done: %s", ", ".join(sorted({str(i.raw_dir) for i in items})))
     return 0
@@ -295,13 +376,24 @@ def _label_stage(args: argparse.Namespace, cfg: Config, info: YearInfo, machines
         return {}
     source = list_source(year, cfg.download.label_list_url)
     if source is None:
-        log.warning("Stage 3: label: no label list is published for DCASE%d: the evaluation test clips stay unlabelled "
-                    "(pass --label-list FILE if you have one)", year)
+        log.warning(
+            "Stage 3: label: no label list is published for DCASE%d: the evaluation test clips stay unlabelled "
+            "(pass --label-list FILE if you have one)",
+            year,
+        )
         return {}
     raw = official_raw_dir(cfg.data.root, year, "eval")
     log.info("Stage 3: label: %s -> %s/<machine>/test_rename/, eval_labels.csv", source[0], raw)
     try:
-        label_evaluation(Path(cfg.data.root), year, machines, source[0], source[1], FetchSettings.from_config(cfg.download), cfg.run.force)
+        label_evaluation(
+            Path(cfg.data.root),
+            year,
+            machines,
+            source[0],
+            source[1],
+            FetchSettings.from_config(cfg.download),
+            cfg.run.force,
+        )
     except (LabelListError, DatasetError) as e:
         log.error("labelling failed: %s", e)
         return {f"eval_data_list_{year}.csv": str(e)}

@@ -6,6 +6,7 @@
 Reads the folder's `anomaly_score_*`/`decision_result_*` files and its ground truth (see
 `reporting.evaluation`); prints the official score; writes the evaluator's report with `--report`.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -8,6 +8,7 @@ a URL fetched to `<data root>/dcase<year>t2/eval_data_list_<year>.csv`). Writes
 `<machine>/test_rename/` and `<machine>/eval_labels.csv` (see `datasets.label_lists`).
 `./00_download.sh -e` runs the same step after unpacking.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,8 @@ def get_parser() -> argparse.ArgumentParser:
         "python -m tools.label_eval",
         "Label the anonymous evaluation test clips with the official eval_data_list_<year>.csv: "
         "writes <machine>/test_rename/<labelled name>.wav and <machine>/eval_labels.csv.",
-        ["label_list", "data_root", "year", "machines", "force"])
+        ["label_list", "data_root", "year", "machines", "force"],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +43,20 @@ def main(argv: list[str] | None = None) -> int:
         year = cfg.data.year
         source = list_source(year, cfg.download.label_list_url)
         if source is None:
-            log.error("no label list is published for DCASE%d Task 2: nothing labelled. Pass --label-list FILE if you have one", year)
+            log.error(
+                "no label list is published for DCASE%d Task 2: nothing labelled. Pass --label-list FILE if you have one",
+                year,
+            )
             return 1
-        label_evaluation(Path(cfg.data.root), year, cfg.data.machines, source[0], source[1],
-                         FetchSettings.from_config(cfg.download), cfg.run.force)
+        label_evaluation(
+            Path(cfg.data.root),
+            year,
+            cfg.data.machines,
+            source[0],
+            source[1],
+            FetchSettings.from_config(cfg.download),
+            cfg.run.force,
+        )
     except (ConfigError, LabelListError, DatasetError, ValueError) as e:
         log.error("%s", e)
         return 1

@@ -9,6 +9,7 @@ CPU model, the instruction-set flags that select kernels, PyTorch's CPU capabili
 and kernels, MKL's, numpy's and scipy's BLAS, and any environment variable that overrides them.
 Writes nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,17 @@ from pathlib import Path
 
 # The flags that change which kernels oneDNN, MKL, OpenBLAS and ATen pick (and how they round).
 FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
-KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
-              "OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+KERNEL_ENV = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "MKL_CBWR",
+    "OPENBLAS_CORETYPE",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+)
 # The shapes that matter most: BEATs' positional convolution (grouped, 128 taps) and a projection.
 PROBE = """
 import torch
@@ -40,9 +50,11 @@ def cpu_lines(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
             key, _, value = line.partition(":")
             fields.setdefault(key.strip(), value.strip())  # the first processor's entry
     flags = set(fields.get("flags", "").split())
-    return [f"cpu: {fields.get('model name', 'unknown (no /proc/cpuinfo)')}, {os.cpu_count()} logical CPUs",
-            f"cpu flags: {' '.join(f for f in FLAGS if f in flags) or 'none'}; "
-            f"absent: {' '.join(f for f in FLAGS if f not in flags) or 'none'}"]
+    return [
+        f"cpu: {fields.get('model name', 'unknown (no /proc/cpuinfo)')}, {os.cpu_count()} logical CPUs",
+        f"cpu flags: {' '.join(f for f in FLAGS if f in flags) or 'none'}; "
+        f"absent: {' '.join(f for f in FLAGS if f not in flags) or 'none'}",
+    ]
 
 
 def torch_lines() -> list[str]:
@@ -50,10 +62,12 @@ def torch_lines() -> list[str]:
 
     wanted = ("CPU capability", "MKL-DNN", "Math Kernel Library", "OpenMP")
     build = [line.strip(" -") for line in torch.__config__.show().splitlines() if any(w in line for w in wanted)]
-    return [f"torch: {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-            f"mkldnn (oneDNN) {'available' if torch.backends.mkldnn.is_available() else 'unavailable'}, "
-            f"MKL {'available' if torch.backends.mkl.is_available() else 'unavailable'}, "
-            f"{torch.get_num_threads()} threads"] + [f"torch build: {line}" for line in build]
+    return [
+        f"torch: {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"mkldnn (oneDNN) {'available' if torch.backends.mkldnn.is_available() else 'unavailable'}, "
+        f"MKL {'available' if torch.backends.mkl.is_available() else 'unavailable'}, "
+        f"{torch.get_num_threads()} threads"
+    ] + [f"torch build: {line}" for line in build]
 
 
 def kernel_lines() -> list[str]:
@@ -79,9 +93,14 @@ def blas_lines() -> list[str]:
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_info
 
-    return [" ".join(filter(None, [f"{pool['user_api']}: {pool['internal_api']}", pool.get("version"),
-                                   pool.get("architecture")])) + f", {pool['num_threads']} threads "
-            f"({Path(pool['filepath']).name})" for pool in threadpool_info()]
+    return [
+        " ".join(
+            filter(None, [f"{pool['user_api']}: {pool['internal_api']}", pool.get("version"), pool.get("architecture")])
+        )
+        + f", {pool['num_threads']} threads "
+        f"({Path(pool['filepath']).name})"
+        for pool in threadpool_info()
+    ]
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ their `ground_truth/`), evaluating the files exactly as the official evaluator d
 With `--submission-dir DIR --team NAME`, copies each system's official CSVs to
 `DIR/<team>/<system>/`, the layout the official evaluator globs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,15 +19,15 @@ from pathlib import Path
 
 import yaml
 
-from datasets.catalog import year_info
-from datasets.manifest import mode_flag
 from core.atomic import write_csv, write_text
-from reporting.evaluation import evaluate_sections, load_truth, log_score_coverage, read_sections
-from reporting.metrics import SectionMetrics
-from reporting.result_tables import markdown_table, summary_rows
 from core.cli import command_parser, parse_command_line
 from core.config import ConfigError
 from core.runtime import setup_logging
+from datasets.catalog import year_info
+from datasets.manifest import mode_flag
+from reporting.evaluation import evaluate_sections, load_truth, log_score_coverage, read_sections
+from reporting.metrics import SectionMetrics
+from reporting.result_tables import markdown_table, summary_rows
 from reporting.submission import DECISION_PREFIX, SCORE_PREFIX, SubmissionError, file_name, section_files
 
 log = logging.getLogger("summarize")
@@ -39,8 +40,10 @@ def result_folders(result_root: Path, mode: str, systems: list[str]) -> list[Pat
     if systems:
         missing = [s for s in systems if not (base / s).is_dir()]
         if missing:
-            raise SubmissionError(f"no results for {', '.join(missing)} under {base}; present: "
-                                  f"{', '.join(d.name for d in found) or 'none'}")
+            raise SubmissionError(
+                f"no results for {', '.join(missing)} under {base}; present: "
+                f"{', '.join(d.name for d in found) or 'none'}"
+            )
         found = [base / s for s in systems]
     if not found:
         flag = mode_flag(mode)
@@ -105,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         systems: dict[str, list[SectionMetrics]] = {}
         log.info("Stage 1: evaluate: %s -> %s", ", ".join(str(f) for f in folders), out)
         if args.submission_dir:
-            log.info("Stage 2: submission: %s -> %s", ", ".join(str(f) for f in folders), args.submission_dir / args.team)
+            log.info(
+                "Stage 2: submission: %s -> %s", ", ".join(str(f) for f in folders), args.submission_dir / args.team
+            )
         for folder in folders:
             if args.submission_dir:
                 log.info("submission -> %s", package_submission(folder, args.submission_dir, args.team))
@@ -123,8 +128,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 for machine in dict.fromkeys(s.machine for s in sections):
                     mine = [i for i, s in enumerate(sections) if s.machine == machine]
-                    plot_machine([sections[i] for i in mine], [results[i] for i in mine], folder.name,
-                                 out / "plots" / f"{mode}_data" / folder.name / f"{machine}.png")
+                    plot_machine(
+                        [sections[i] for i in mine],
+                        [results[i] for i in mine],
+                        folder.name,
+                        out / "plots" / f"{mode}_data" / folder.name / f"{machine}.png",
+                    )
     except SubmissionError as e:
         log.error("%s", e)
         return 1

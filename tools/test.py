@@ -12,6 +12,7 @@ folder always holds one whole run. The model must have been trained with the set
 command line, except the test-time ones (scorer, decision, metrics and each system's
 `test_time_keys`): otherwise the error names the differing keys and the training command.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,12 @@ FLAGS = ("-d", "--dev", "-e", "--eval", "--force")  # options that take no value
 
 
 def get_parser():
-    return command_parser("02_test.sh", "Score test clips with a trained system and write the official submission files.", RUN_OPTIONS, mode_required=True)
+    return command_parser(
+        "02_test.sh",
+        "Score test clips with a trained system and write the official submission files.",
+        RUN_OPTIONS,
+        mode_required=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(cfg.run.device)
     log.info("configuration: %s", json.dumps(cfg.to_dict()))
     seed_everything(cfg.run.seed, device)
-    log.info("system %s, scorer %s, mode %s, data %s, device %s", cfg.run.system, scorer, cfg.run.mode, dataset.raw_dir, device)
+    log.info(
+        "system %s, scorer %s, mode %s, data %s, device %s",
+        cfg.run.system,
+        scorer,
+        cfg.run.mode,
+        dataset.raw_dir,
+        device,
+    )
     runtime = Runtime(device, cfg.data, dataset.expected_channels)
     try:
         truths = _score_all(cfg, system_cls, scorer, dataset, runtime, staging)
@@ -95,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(staging)
     replace_folder(staging, out)
     if not truths:
-        log.info("test clips are unlabelled: submission files written to %s, no metrics (label the evaluation clips "
-                 "with ./00_download.sh -e --year %d, or python -m tools.label_eval --year %d)", out, cfg.data.year, cfg.data.year)
+        log.info(
+            "test clips are unlabelled: submission files written to %s, no metrics (label the evaluation clips "
+            "with ./00_download.sh -e --year %d, or python -m tools.label_eval --year %d)",
+            out,
+            cfg.data.year,
+            cfg.data.year,
+        )
         return 0
     log.info("official score (%s ranking): %.4f -> %s", ranking, score, out / RESULT_FILE)
     return 0
@@ -113,7 +131,7 @@ def retrain_command(argv: list[str]) -> str:
         if key in TEST_ONLY or key.startswith(TEST_ONLY_SECTIONS):
             i += 2 if takes_value else 1
             continue
-        kept += argv[i:i + (2 if takes_value else 1)]
+        kept += argv[i : i + (2 if takes_value else 1)]
         i += 2 if takes_value else 1
     return " ".join(["./01_train.sh", *map(shlex.quote, kept), "--force"])
 
@@ -135,37 +153,53 @@ def _score_all(cfg, system_cls, scorer: str, dataset, runtime: Runtime, out: Pat
         train_scores = read_train_scores(model_dir / TRAIN_SCORES_FILE)[scorer]
         missing = sorted({m for m in machines} - {machine for machine, _ in train_scores})
         if missing:
-            raise ModelFileError(f"machine type(s) {', '.join(missing)} were not in the training data of {model_dir} "
-                                 f"(trained on {', '.join(sorted({m for m, _ in train_scores}))})")
+            raise ModelFileError(
+                f"machine type(s) {', '.join(missing)} were not in the training data of {model_dir} "
+                f"(trained on {', '.join(sorted({m for m, _ in train_scores}))})"
+            )
         system = system_cls.load(model_dir)
         differences = system.settings_differences(cfg)
         if differences:
             raise ModelFileError(f"the model in {model_dir} was trained with other settings: {'; '.join(differences)}")
         system.with_test_time_settings(cfg)
-        thresholds = {key: gamma_threshold(values, cfg.decision.threshold_quantile) for key, values in train_scores.items()}
+        thresholds = {
+            key: gamma_threshold(values, cfg.decision.threshold_quantile) for key, values in train_scores.items()
+        }
         for machine in machines:
             stage += 1
             clips = dataset.clips(machine, "test")
-            log.info("Stage %d: score %s: %d test clips in %s -> %s", stage, machine, len(clips),
-                     dataset.raw_dir / machine, out)
+            log.info(
+                "Stage %d: score %s: %d test clips in %s -> %s",
+                stage,
+                machine,
+                len(clips),
+                dataset.raw_dir / machine,
+                out,
+            )
             truths += _write_machine(out, machine, clips, system.score(clips, scorer, runtime), thresholds)
     return truths
 
 
-def _write_machine(out: Path, machine: str, clips: list[Clip], scores: np.ndarray,
-                   thresholds: dict[tuple[str, str], float]) -> list[SectionTruth]:
+def _write_machine(
+    out: Path, machine: str, clips: list[Clip], scores: np.ndarray, thresholds: dict[tuple[str, str], float]
+) -> list[SectionTruth]:
     truths = []
     for section in sorted({c.section for c in clips}):
         idx = [i for i, c in enumerate(clips) if c.section == section]
         if (machine, section) not in thresholds:
-            raise DatasetError(f"{machine} section {section} has test clips but no training clips; cannot set a threshold")
+            raise DatasetError(
+                f"{machine} section {section} has test clips but no training clips; cannot set a threshold"
+            )
         section_scores = scores[idx]
         decisions = decide(section_scores, thresholds[(machine, section)])
         names = [clips[i].name for i in idx]
         write_section_files(out, machine, section, names, section_scores, decisions)
         if all(clips[i].is_labelled for i in idx):
-            truth = SectionTruth(machine, section, {clips[i].name: (clips[i].label == "anomaly", clips[i].domain == "target")
-                                                    for i in idx})
+            truth = SectionTruth(
+                machine,
+                section,
+                {clips[i].name: (clips[i].label == "anomaly", clips[i].domain == "target") for i in idx},
+            )
             write_ground_truth(out / GROUND_TRUTH_DIR, truth)
             truths.append(truth)
     return truths

@@ -8,6 +8,7 @@ fingerprint whose files load is skipped; a damaged one is rebuilt; `--force` ret
 the run exits 1 at the end naming it. Under torchrun (`./01_train.sh --nproc-per-node N`) every
 process joins one PyTorch process group and only rank 0 writes files.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,11 +36,14 @@ log = logging.getLogger("train")
 
 def get_parser():
     return command_parser(
-        "01_train.sh", "Train an anomalous sound detection system on normal training clips.", RUN_OPTIONS,
+        "01_train.sh",
+        "Train an anomalous sound detection system on normal training clips.",
+        RUN_OPTIONS,
         mode_required=True,
         epilog="  --nproc-per-node N    (read by 01_train.sh) N training processes, one per GPU, through torchrun /\n"
-        "                        PyTorch DDP; several nodes: also set TORCHRUN_ARGS=\"--nnodes 2 --node-rank 0\n"
-        "                        --rdzv-endpoint HOST:29500\" (default: --standalone, one node)")
+        '                        PyTorch DDP; several nodes: also set TORCHRUN_ARGS="--nnodes 2 --node-rank 0\n'
+        '                        --rdzv-endpoint HOST:29500" (default: --standalone, one node)',
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(root / "train.log")
     device = _init_distributed(pick_device(cfg.run.device))
     log.info("configuration: %s", json.dumps(cfg.to_dict()))
-    log.info("system %s, mode %s, data %s, machines %s, device %s, seed %d", cfg.run.system, cfg.run.mode,
-             dataset.raw_dir, ",".join(dataset.machines), device, cfg.run.seed)
+    log.info(
+        "system %s, mode %s, data %s, machines %s, device %s, seed %d",
+        cfg.run.system,
+        cfg.run.mode,
+        dataset.raw_dir,
+        ",".join(dataset.machines),
+        device,
+        cfg.run.seed,
+    )
     runtime = Runtime(device, cfg.data, dataset.expected_channels)
     failed = []
     groups = model_groups(system_cls.scope, dataset.machines)
@@ -72,8 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.run.force and _finished(out, stamp, system_cls):
             log.info("%s: skipping, already trained with this configuration (--force to retrain)", group)
             continue
-        log.info("Stage %d: train %s: %s -> %s", stage, group,
-                 ", ".join(str(dataset.raw_dir / m / "train") for m in machines), out)
+        log.info(
+            "Stage %d: train %s: %s -> %s",
+            stage,
+            group,
+            ", ".join(str(dataset.raw_dir / m / "train") for m in machines),
+            out,
+        )
         if rank == 0:  # a failed retraining must not leave the previous model looking complete
             (out / COMPLETE_MARKER).unlink(missing_ok=True)
         seed_everything(cfg.run.seed, device)

@@ -6,6 +6,7 @@ in memory: five copies of every frame. `FrameBank` keeps each frame once, in one
 [total_frames, n_mels] tensor, and builds the vectors of a batch from their start indices when
 they are needed. Reads and writes nothing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,7 @@ class FrameBank:
         target = self.frames.numpy()  # shares memory with self.frames
         for i, offset in enumerate(self.offsets.tolist()):
             x, log_mels[i] = log_mels[i], None  # release each clip's array (or memory map) once copied
-            target[offset:offset + len(x)] = x
+            target[offset : offset + len(x)] = x
         log_mels.clear()
         self.vectors_per_clip = lengths - context + 1
         self._window = torch.arange(context, dtype=torch.int64)
@@ -57,7 +58,7 @@ class FrameBank:
     def vector_dim(self) -> int:
         return self.context * self.n_mels
 
-    def to(self, device: torch.device) -> "FrameBank":
+    def to(self, device: torch.device) -> FrameBank:
         """Move the frames (and index helpers) to `device`, e.g. a GPU, so batches are built there."""
         self.frames = self.frames.to(device)
         self._window = self._window.to(device)

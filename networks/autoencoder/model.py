@@ -6,6 +6,7 @@ frame (5 x 128 = 640 values). With the official widths the layers are
 the last is followed by batch normalisation and ReLU (the bottleneck too), the output layer is
 linear. Reads and writes nothing.
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,7 +47,7 @@ class DenseAutoencoder(nn.Module):
         self.decoder = nn.Sequential(*decoder)
 
     @classmethod
-    def from_config(cls, input_dim: int, cfg: AutoencoderConfig) -> "DenseAutoencoder":
+    def from_config(cls, input_dim: int, cfg: AutoencoderConfig) -> DenseAutoencoder:
         return cls(input_dim, cfg.encoder_dims, cfg.batch_norm_momentum, cfg.batch_norm_eps)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

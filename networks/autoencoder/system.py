@@ -13,6 +13,7 @@ Scorers (higher = more anomalous):
 - mahala: min over source/target of the squared Mahalanobis norm of the clip's mean residual
   (Selective Mahalanobis mode).
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,11 +55,21 @@ class AutoencoderSystem(System):
         self.history_: list[dict] = []  # per epoch: epoch, train_loss, val_loss, seconds
 
     def _frame_bank(self, clips: list[Clip], runtime: Runtime, training: bool) -> tuple[list[Clip], FrameBank]:
-        kept, log_mels = cached_log_mels(clips, runtime.data, self.feature, runtime.expected_channels, allow_skip=training,
-                                         desc="log-mel (train)" if training else "log-mel (test)", mmap=True)
+        kept, log_mels = cached_log_mels(
+            clips,
+            runtime.data,
+            self.feature,
+            runtime.expected_channels,
+            allow_skip=training,
+            desc="log-mel (train)" if training else "log-mel (test)",
+            mmap=True,
+        )
         context = self.settings.frames
-        short = {i: f"{kept[i].path}: {len(log_mels[i])} frames, shorter than the {context}-frame context of "
-                    f"autoencoder.frames" for i in too_short(log_mels, context)}
+        short = {
+            i: f"{kept[i].path}: {len(log_mels[i])} frames, shorter than the {context}-frame context of "
+            f"autoencoder.frames"
+            for i in too_short(log_mels, context)
+        }
         keep = usable_indices(len(kept), short, runtime.data.on_bad_file, allow_skip=training)
         kept, log_mels = [kept[i] for i in keep], [log_mels[i] for i in keep]
         require_training_clips(kept)
@@ -67,7 +78,7 @@ class AutoencoderSystem(System):
             bank.to(runtime.device)
         return kept, bank
 
-    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> "AutoencoderSystem":
+    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> AutoencoderSystem:
         if distributed_rank_and_size()[1] > 1:
             # Data-parallel copies would normalise half batches: not the official network's training.
             raise RuntimeError("the autoencoder trains in one process: run ./01_train.sh without --nproc-per-node")
@@ -75,14 +86,27 @@ class AutoencoderSystem(System):
         self.model_ = DenseAutoencoder.from_config(bank.vector_dim, self.settings).to(runtime.device)
         # Not the number of epochs (a rerun with more epochs continues where the last one stopped),
         # the thread count, or the Mahalanobis ridge (a changed ridge refits the covariances).
-        stamp = training_stamp(self.get_params(), self.section, ("epochs", "threads", "covariance_ridge"),
-                               self.train_clips_, format=FORMAT_VERSION)
-        self.history_ = train(self.model_, bank, [_domain(c) for c in self.train_clips_], self.settings, self.seed,
-                              runtime.device, Path(workdir), stamp)
+        stamp = training_stamp(
+            self.get_params(),
+            self.section,
+            ("epochs", "threads", "covariance_ridge"),
+            self.train_clips_,
+            format=FORMAT_VERSION,
+        )
+        self.history_ = train(
+            self.model_,
+            bank,
+            [_domain(c) for c in self.train_clips_],
+            self.settings,
+            self.seed,
+            runtime.device,
+            Path(workdir),
+            stamp,
+        )
         self.fit_scorers(bank, self.train_clips_, runtime.device)
         return self
 
-    def fit_scorers(self, bank: FrameBank, clips: list[Clip], device: torch.device) -> "AutoencoderSystem":
+    def fit_scorers(self, bank: FrameBank, clips: list[Clip], device: torch.device) -> AutoencoderSystem:
         """The explicit step after training: one pass of every training clip through the network
         fits the per-domain residual covariances and gives the training clips' scores.
 
@@ -95,8 +119,11 @@ class AutoencoderSystem(System):
             mean_residuals, mse, moments = residual_pass(self.model_, bank, device, [_domain(c) for c in clips])
         self.mahalanobis_ = SelectiveMahalanobis(self.settings.covariance_ridge).fit(moments)
         self.train_scores_ = {"mse": mse, "mahala": self.mahalanobis_.score(mean_residuals).numpy()}
-        log.info("residual covariances fitted on %s context vectors (%.1f s)",
-                 ", ".join(f"{d} {m.n_}" for d, m in sorted(moments.items())), time.perf_counter() - began)
+        log.info(
+            "residual covariances fitted on %s context vectors (%.1f s)",
+            ", ".join(f"{d} {m.n_}" for d, m in sorted(moments.items())),
+            time.perf_counter() - began,
+        )
         return self
 
     def score(self, clips: list[Clip], scorer: str, runtime: Runtime) -> np.ndarray:
@@ -106,17 +133,20 @@ class AutoencoderSystem(System):
         return scores[scorer]()
 
     def save(self, model_dir: Path) -> None:
-        torch_save({
-            "format": FORMAT_VERSION,
-            "params": self.get_params(),
-            "input_dim": self.model_.input_dim,
-            "model": {k: v.cpu() for k, v in self.model_.state_dict().items()},
-            "mahalanobis": self.mahalanobis_.state_dict(),
-            "history": self.history_,
-        }, Path(model_dir) / MODEL_FILE)
+        torch_save(
+            {
+                "format": FORMAT_VERSION,
+                "params": self.get_params(),
+                "input_dim": self.model_.input_dim,
+                "model": {k: v.cpu() for k, v in self.model_.state_dict().items()},
+                "mahalanobis": self.mahalanobis_.state_dict(),
+                "history": self.history_,
+            },
+            Path(model_dir) / MODEL_FILE,
+        )
 
     @classmethod
-    def load(cls, model_dir: Path) -> "AutoencoderSystem":
+    def load(cls, model_dir: Path) -> AutoencoderSystem:
         state = load_model_state(Path(model_dir) / MODEL_FILE, FORMAT_VERSION)
         system = cls.from_params(state["params"], AutoencoderConfig)
         system.model_ = DenseAutoencoder.from_config(state["input_dim"], system.settings)

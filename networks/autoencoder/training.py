@@ -6,6 +6,7 @@ training), from which a rerun after a crash or kill resumes. A stratified fracti
 clips is held out and only reports a validation loss. `residual_pass` is the one evaluation pass
 that both the Selective Mahalanobis fit and scoring use.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,16 +32,31 @@ CHECKPOINT_FILE = "checkpoint.pt"
 EVAL_VECTORS = 4096  # context vectors per forward pass outside training (memory, not results)
 
 
-def train(model: DenseAutoencoder, bank: FrameBank, domains: list[str], cfg: AutoencoderConfig, seed: int,
-          device: torch.device, workdir: Path, stamp: str) -> list[dict]:
+def train(
+    model: DenseAutoencoder,
+    bank: FrameBank,
+    domains: list[str],
+    cfg: AutoencoderConfig,
+    seed: int,
+    device: torch.device,
+    workdir: Path,
+    stamp: str,
+) -> list[dict]:
     """Train `model` for `cfg.epochs`, resuming from `workdir/checkpoint.pt` when it belongs to this
     run (`stamp`). Returns the history: per epoch, epoch, train_loss, val_loss, seconds."""
     use_amp = cfg.amp and device.type == "cuda"
     train_idx, val_idx = split_clips(domains, cfg.validation_split, seed)
     train_starts, _ = bank.vector_starts(train_idx)
     val_starts, _ = bank.vector_starts(val_idx)
-    log.info("training on %d clips (%d context vectors), validating on %d clips (%d vectors), device %s%s",
-             len(train_idx), len(train_starts), len(val_idx), len(val_starts), device, ", float16 AMP" if use_amp else "")
+    log.info(
+        "training on %d clips (%d context vectors), validating on %d clips (%d vectors), device %s%s",
+        len(train_idx),
+        len(train_starts),
+        len(val_idx),
+        len(val_starts),
+        device,
+        ", float16 AMP" if use_amp else "",
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, fused=True)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     checkpoint = workdir / CHECKPOINT_FILE
@@ -60,24 +76,41 @@ def train(model: DenseAutoencoder, bank: FrameBank, domains: list[str], cfg: Aut
         # on a loaded 2-core machine). The evaluation passes work on 4096 vectors at a time and
         # keep PyTorch's default. NumPy's second BLAS thread made the covariance products slower.
         with limit_threads(cfg.threads):
-            train_loss = _epoch(model, bank, train_starts, epoch, optimizer, scaler, use_amp, seed, cfg.batch_size, device)
+            train_loss = _epoch(
+                model, bank, train_starts, epoch, optimizer, scaler, use_amp, seed, cfg.batch_size, device
+            )
         val_loss = _mean_loss(model, bank, val_starts) if len(val_starts) else float("nan")
         seconds = time.perf_counter() - began
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds})
-        torch_save({
-            "fingerprint": stamp,
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "history": history,
-        }, checkpoint)
-        log.info("epoch %d/%d: loss %.4f, validation loss %.4f (%.1f s)", epoch, cfg.epochs, train_loss, val_loss, seconds)
+        torch_save(
+            {
+                "fingerprint": stamp,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "history": history,
+            },
+            checkpoint,
+        )
+        log.info(
+            "epoch %d/%d: loss %.4f, validation loss %.4f (%.1f s)", epoch, cfg.epochs, train_loss, val_loss, seconds
+        )
     return history
 
 
-def _epoch(model: DenseAutoencoder, bank: FrameBank, starts: torch.Tensor, epoch: int, optimizer, scaler, use_amp: bool,
-           seed: int, batch: int, device: torch.device) -> float:
+def _epoch(
+    model: DenseAutoencoder,
+    bank: FrameBank,
+    starts: torch.Tensor,
+    epoch: int,
+    optimizer,
+    scaler,
+    use_amp: bool,
+    seed: int,
+    batch: int,
+    device: torch.device,
+) -> float:
     """One pass over the training vectors in a shuffled order fixed by (seed, epoch), so a
     resumed run takes the same steps as an uninterrupted one. Returns the mean loss."""
     model.train()
@@ -86,7 +119,7 @@ def _epoch(model: DenseAutoencoder, bank: FrameBank, starts: torch.Tensor, epoch
     seen = 0
     steps = range(0, len(order), batch)
     for i in tqdm(steps, desc=f"epoch {epoch}", unit="batch", leave=False, mininterval=1.0):
-        x = bank.gather(starts[order[i:i + batch]])
+        x = bank.gather(starts[order[i : i + batch]])
         if len(x) < 2:  # batch normalisation needs two vectors
             continue
         with autocast(device, torch.float16 if use_amp else None):
@@ -106,14 +139,15 @@ def _mean_loss(model: DenseAutoencoder, bank: FrameBank, starts: torch.Tensor) -
     model.eval()
     total = 0.0
     for i in range(0, len(starts), EVAL_VECTORS):
-        x = bank.gather(starts[i:i + EVAL_VECTORS])
+        x = bank.gather(starts[i : i + EVAL_VECTORS])
         total += float(((model(x) - x) ** 2).sum())
     return total / (len(starts) * bank.vector_dim)
 
 
 @torch.inference_mode()
-def residual_pass(model: DenseAutoencoder, bank: FrameBank, device: torch.device, domains: list[str] | None = None
-                  ) -> tuple[torch.Tensor, np.ndarray, dict[str, ResidualMoments]]:
+def residual_pass(
+    model: DenseAutoencoder, bank: FrameBank, device: torch.device, domains: list[str] | None = None
+) -> tuple[torch.Tensor, np.ndarray, dict[str, ResidualMoments]]:
     """Every context vector of every clip through the network once (evaluation mode).
 
     Returns:
@@ -134,18 +168,18 @@ def residual_pass(model: DenseAutoencoder, bank: FrameBank, device: torch.device
         vector_domain = torch.tensor([names.index(d) for d in domains])[clip_ids].to(device)
     clip_ids_dev = clip_ids.to(device)
     for i in range(0, len(starts), EVAL_VECTORS):
-        ids = clip_ids[i:i + EVAL_VECTORS]
-        x = bank.gather(starts[i:i + EVAL_VECTORS])
+        ids = clip_ids[i : i + EVAL_VECTORS]
+        x = bank.gather(starts[i : i + EVAL_VECTORS])
         residual = x - model(x)
         # A batch covers a few consecutive clips (vectors come clip after clip): sum into those rows only.
         first, last = int(ids[0]), int(ids[-1])
         chunk = torch.zeros((last - first + 1, dim), dtype=torch.float32, device=device)
-        chunk.index_add_(0, clip_ids_dev[i:i + EVAL_VECTORS] - first, residual)
-        sums[first:last + 1] += chunk.to("cpu", torch.float64)
-        per_vector = (residual ** 2).mean(1).to("cpu", torch.float64)
+        chunk.index_add_(0, clip_ids_dev[i : i + EVAL_VECTORS] - first, residual)
+        sums[first : last + 1] += chunk.to("cpu", torch.float64)
+        per_vector = (residual**2).mean(1).to("cpu", torch.float64)
         squares.index_add_(0, ids, per_vector)
         if vector_domain is not None:
-            part = vector_domain[i:i + EVAL_VECTORS]
+            part = vector_domain[i : i + EVAL_VECTORS]
             for k, name in enumerate(names):
                 moments[name].update(residual[part == k])
     counts = bank.vectors_per_clip.double()

@@ -15,6 +15,7 @@ Each branch ends in a linear map to `embedding_dim`; the embedding is their conc
 Inputs are standardised per band by statistics of the training clips, held as buffers so they
 travel with the weights (`set_input_statistics`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,8 +33,9 @@ def check_branches(branches: list[str]) -> None:
     if unknown:
         raise KeyError(f"unknown auxiliary.branches {unknown}; valid: {', '.join(BRANCHES)}")
     if not branches or len(set(branches)) != len(branches):
-        raise ValueError(f"auxiliary.branches must name each of {', '.join(BRANCHES)} at most once, and at least one; "
-                         f"got {branches}")
+        raise ValueError(
+            f"auxiliary.branches must name each of {', '.join(BRANCHES)} at most once, and at least one; got {branches}"
+        )
 
 
 class ResidualBlock(nn.Module):
@@ -59,9 +61,15 @@ class ResidualBlock(nn.Module):
 def _trunk(dims: int, channels: list[int], blocks: int) -> nn.Sequential:
     """Stem (3-wide conv, stride 2, then max pooling 2: a quarter of the resolution per axis), then
     `blocks` residual blocks per width; each stage after the first halves the resolution."""
-    conv, norm, pool = (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
-    layers: list[nn.Module] = [conv(1, channels[0], 3, stride=2, padding=1, bias=False), norm(channels[0]), nn.ReLU(),
-                               pool(2, ceil_mode=True)]
+    conv, norm, pool = (
+        (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
+    )
+    layers: list[nn.Module] = [
+        conv(1, channels[0], 3, stride=2, padding=1, bias=False),
+        norm(channels[0]),
+        nn.ReLU(),
+        pool(2, ceil_mode=True),
+    ]
     c_in = channels[0]
     for stage, c_out in enumerate(channels):
         for block in range(blocks):
@@ -101,8 +109,9 @@ class Standardise(nn.Module):
 class LogMelBranch(nn.Module):
     """`[batch, frames, n_mels]` standardised log-mel -> `[batch, embedding_dim]`."""
 
-    def __init__(self, n_mels: int, channels: list[int], blocks: int, pooling: str, attention_dim: int,
-                 embedding_dim: int) -> None:
+    def __init__(
+        self, n_mels: int, channels: list[int], blocks: int, pooling: str, attention_dim: int, embedding_dim: int
+    ) -> None:
         super().__init__()
         self.trunk = _trunk(2, channels, blocks)
         width = channels[-1] * _reduced(n_mels, channels)
@@ -140,13 +149,25 @@ class AuxiliaryNet(nn.Module):
         head: a margin head over the classes (`networks.margin_heads`), or None.
     """
 
-    def __init__(self, branches: list[str], n_mels: int, bins: int, channels: list[int], blocks: int, pooling: str,
-                 attention_dim: int, embedding_dim: int, head: nn.Module | None) -> None:
+    def __init__(
+        self,
+        branches: list[str],
+        n_mels: int,
+        bins: int,
+        channels: list[int],
+        blocks: int,
+        pooling: str,
+        attention_dim: int,
+        embedding_dim: int,
+        head: nn.Module | None,
+    ) -> None:
         super().__init__()
         check_branches(branches)
         if not channels or blocks < 1:
-            raise ValueError(f"the network needs at least one stage and one block per stage, got channels {channels}, "
-                             f"blocks {blocks}")
+            raise ValueError(
+                f"the network needs at least one stage and one block per stage, got channels {channels}, "
+                f"blocks {blocks}"
+            )
         self.branches = list(branches)
         self.standardise = nn.ModuleDict()
         self.encoders = nn.ModuleDict()

@@ -15,6 +15,7 @@ Scorers:
 Every member's scores are standardised per section by the mean and standard deviation of its
 training clips' scores, so members (and sections) are on one scale before they are averaged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,9 @@ def _missing_section(machine: str, section: str, known: set[Section]) -> KeyErro
     return KeyError(f"{machine} section {section} has no training clips (trained sections: {trained})")
 
 
-def softmax_scores(logits: np.ndarray, class_sections: list[Section], machines: list[str],
-                   sections: list[str]) -> np.ndarray:
+def softmax_scores(
+    logits: np.ndarray, class_sections: list[Section], machines: list[str], sections: list[str]
+) -> np.ndarray:
     """`[n]` 1 - the summed softmax probability of the classes of each clip's own section.
 
     Computed as the probability of all other classes (log-sum-exp in float64), which keeps its
@@ -72,7 +74,9 @@ class SectionStandardiser:
     def fit(self, scores: np.ndarray, machines: list[str], sections: list[str]) -> SectionStandardiser:
         for key, idx in group_indices(zip(machines, sections)).items():
             values = scores[idx][np.isfinite(scores[idx])]
-            self.stats_[key] = (float(values.mean()), float(max(values.std(), STD_FLOOR))) if len(values) else (0.0, 1.0)
+            self.stats_[key] = (
+                (float(values.mean()), float(max(values.std(), STD_FLOOR))) if len(values) else (0.0, 1.0)
+            )
         return self
 
     def transform(self, scores: np.ndarray, machines: list[str], sections: list[str]) -> np.ndarray:
@@ -102,22 +106,34 @@ class MemberScorers:
         self.knn_k = knn_k
         self.ridge = ridge
 
-    def fit(self, embeddings: np.ndarray, logits: np.ndarray, machines: list[str], sections: list[str],
-            domains: list[str], class_sections: list[Section]) -> MemberScorers:
+    def fit(
+        self,
+        embeddings: np.ndarray,
+        logits: np.ndarray,
+        machines: list[str],
+        sections: list[str],
+        domains: list[str],
+        class_sections: list[Section],
+    ) -> MemberScorers:
         self.knn_ = SectionKnn(self.knn_k).fit(embeddings, machines, sections, domains)
         self.mahala_ = SectionGaussians(self.ridge).fit(embeddings, machines, sections, domains)
         self.class_sections_ = list(class_sections)
         if len(set(class_sections)) == 1:
             log.warning("the training clips form a single machine section: the softmax scorer gives every clip 0")
-        raw = {"knn": self.knn_.train_scores_, "mahala": self.mahala_.train_scores_,
-               "softmax": softmax_scores(logits, self.class_sections_, machines, sections)}
+        raw = {
+            "knn": self.knn_.train_scores_,
+            "mahala": self.mahala_.train_scores_,
+            "softmax": softmax_scores(logits, self.class_sections_, machines, sections),
+        }
         self.standardisers_ = {name: SectionStandardiser().fit(raw[name], machines, sections) for name in SCORERS}
-        self.train_scores_ = {name: self.standardisers_[name].transform(raw[name], machines, sections)
-                              for name in SCORERS}
+        self.train_scores_ = {
+            name: self.standardisers_[name].transform(raw[name], machines, sections) for name in SCORERS
+        }
         return self
 
-    def score(self, scorer: str, embeddings: np.ndarray, logits: np.ndarray, machines: list[str],
-              sections: list[str]) -> np.ndarray:
+    def score(
+        self, scorer: str, embeddings: np.ndarray, logits: np.ndarray, machines: list[str], sections: list[str]
+    ) -> np.ndarray:
         """[n] standardised scores of new clips."""
         if scorer == "knn":
             raw = self.knn_.score(embeddings, machines, sections)
@@ -130,11 +146,16 @@ class MemberScorers:
         return self.standardisers_[scorer].transform(raw, machines, sections)
 
     def state_dict(self) -> dict:
-        return {"knn": self.knn_.state_dict(), "mahala": self.mahala_.state_dict(),
-                "class_sections": [list(key) for key in self.class_sections_],
-                "standardisers": {name: {"/".join(key): list(value) for key, value in s.stats_.items()}
-                                  for name, s in self.standardisers_.items()},
-                "train_scores": self.train_scores_}
+        return {
+            "knn": self.knn_.state_dict(),
+            "mahala": self.mahala_.state_dict(),
+            "class_sections": [list(key) for key in self.class_sections_],
+            "standardisers": {
+                name: {"/".join(key): list(value) for key, value in s.stats_.items()}
+                for name, s in self.standardisers_.items()
+            },
+            "train_scores": self.train_scores_,
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict) -> MemberScorers:

@@ -13,6 +13,7 @@ each in `member_<i>/` of the model folder (`checkpoint.pt`, `training_log.csv`);
 standardised scores are averaged. `save` writes `auxiliary.pt`: the parameters, the classes,
 and per member its seed, weights, history and fitted scorers (knn, mahala, softmax).
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,11 +93,18 @@ class AuxiliarySystem(System):
         what = "train" if training else "test"
         log_mels = spectra = None
         if "logmel" in cfg.branches:
-            clips, log_mels = cached_log_mels(clips, runtime.data, self.feature, expected, allow_skip=training,
-                                              desc=f"log-mel ({what})", mmap=True)
+            clips, log_mels = cached_log_mels(
+                clips, runtime.data, self.feature, expected, allow_skip=training, desc=f"log-mel ({what})", mmap=True
+            )
         if "spectrum" in cfg.branches:
-            kept, spectra = cached_features(clips, runtime.data, Spectrum(cfg.spectrum_bins), expected,
-                                            allow_skip=training, desc=f"spectrum ({what})")
+            kept, spectra = cached_features(
+                clips,
+                runtime.data,
+                Spectrum(cfg.spectrum_bins),
+                expected,
+                allow_skip=training,
+                desc=f"spectrum ({what})",
+            )
             if log_mels is not None and len(kept) < len(clips):  # both read the same files: rare, but kept aligned
                 position = {c.path: i for i, c in enumerate(clips)}
                 log_mels = [log_mels[position[c.path]] for c in kept]
@@ -129,14 +137,18 @@ class AuxiliarySystem(System):
                     log.info("ensemble member %d/%d (seed %d)", i + 1, cfg.ensemble, member_seed)
                 network = self._network(member_seed)
                 set_input_statistics(network, inputs)
-                stamp = training_stamp(self.get_params(), self.section, INCIDENTAL, kept, format=FORMAT_VERSION,
-                                       member_seed=member_seed)
-                history = train_network(network, cfg, inputs, targets, device, Path(workdir) / f"member_{i}", stamp,
-                                        member_seed)
-                embeddings, logits = embed(network, inputs, device, cfg.batch_size, amp_dtype(cfg.amp, device),
-                                           "embeddings (train)")
-                scorers = MemberScorers(cfg.knn_k, cfg.mahala_ridge).fit(embeddings, logits, machines, sections,
-                                                                          domains, class_sections)
+                stamp = training_stamp(
+                    self.get_params(), self.section, INCIDENTAL, kept, format=FORMAT_VERSION, member_seed=member_seed
+                )
+                history = train_network(
+                    network, cfg, inputs, targets, device, Path(workdir) / f"member_{i}", stamp, member_seed
+                )
+                embeddings, logits = embed(
+                    network, inputs, device, cfg.batch_size, amp_dtype(cfg.amp, device), "embeddings (train)"
+                )
+                scorers = MemberScorers(cfg.knn_k, cfg.mahala_ridge).fit(
+                    embeddings, logits, machines, sections, domains, class_sections
+                )
                 self.members_.append(Member(member_seed, network.cpu(), scorers, history))
         self.train_clips_ = kept
         self._average_train_scores()
@@ -146,21 +158,29 @@ class AuxiliarySystem(System):
         return build_network(self.settings, self.feature.n_mels, self.settings.spectrum_bins, len(self.classes_), seed)
 
     def _average_train_scores(self) -> None:
-        self.train_scores_ = {name: np.mean([m.scorers.train_scores_[name] for m in self.members_], axis=0)
-                              for name in SCORERS}
+        self.train_scores_ = {
+            name: np.mean([m.scorers.train_scores_[name] for m in self.members_], axis=0) for name in SCORERS
+        }
 
     def _check_classes(self, clips: list[Clip], targets: np.ndarray) -> None:
         counts = np.bincount(targets, minlength=len(self.classes_))
-        log.info("%d training clips of %d machine type(s) in %d classes (machine_section_attribute)", len(clips),
-                 len({c.machine for c in clips}), len(self.classes_))
+        log.info(
+            "%d training clips of %d machine type(s) in %d classes (machine_section_attribute)",
+            len(clips),
+            len({c.machine for c in clips}),
+            len(self.classes_),
+        )
         if len(self.classes_) < 2:
-            raise DatasetError(f"the auxiliary classifier needs at least two classes (machine_section_attribute) but "
-                               f"the training clips form one ({self.classes_[0]}): train on more machine types or "
-                               f"sections, or use --system classical")
+            raise DatasetError(
+                f"the auxiliary classifier needs at least two classes (machine_section_attribute) but "
+                f"the training clips form one ({self.classes_[0]}): train on more machine types or "
+                f"sections, or use --system classical"
+            )
         single = [self.classes_[i] for i in np.flatnonzero(counts == 1)]
         if single:
-            log.warning("%d class(es) have a single training clip (trained all the same): %s", len(single),
-                        ", ".join(single))
+            log.warning(
+                "%d class(es) have a single training clip (trained all the same): %s", len(single), ", ".join(single)
+            )
 
     # ---- scores ----------------------------------------------------------------------------
 
@@ -172,7 +192,8 @@ class AuxiliarySystem(System):
         if missing:
             raise DatasetError(
                 f"{', '.join(f'{m} section {s}' for m, s in missing)}: no training clips in this model (trained: "
-                f"{', '.join(f'{m} section {s}' for m, s in sorted(trained))}); train with these sections first")
+                f"{', '.join(f'{m} section {s}' for m, s in sorted(trained))}); train with these sections first"
+            )
         if not clips:
             return np.zeros(0)
         cfg, device = self.settings, runtime.device
@@ -182,8 +203,9 @@ class AuxiliarySystem(System):
             inputs.to(device)
             total = np.zeros(len(clips))
             for member in self.members_:
-                embeddings, logits = embed(member.network, inputs, device, cfg.batch_size, amp_dtype(cfg.amp, device),
-                                           "embeddings (test)")
+                embeddings, logits = embed(
+                    member.network, inputs, device, cfg.batch_size, amp_dtype(cfg.amp, device), "embeddings (test)"
+                )
                 member.network.cpu()
                 total += member.scorers.score(scorer, embeddings, logits, machines, sections)
         return total / len(self.members_)
@@ -191,13 +213,23 @@ class AuxiliarySystem(System):
     # ---- persistence -----------------------------------------------------------------------
 
     def save(self, model_dir: Path) -> None:
-        torch_save({
-            "format": FORMAT_VERSION,
-            "params": self.get_params(),
-            "classes": self.classes_,
-            "members": [{"seed": m.seed, "network": {k: v.cpu() for k, v in m.network.state_dict().items()},
-                         "history": m.history, "scorers": _tensors(m.scorers.state_dict())} for m in self.members_],
-        }, Path(model_dir) / MODEL_FILE)
+        torch_save(
+            {
+                "format": FORMAT_VERSION,
+                "params": self.get_params(),
+                "classes": self.classes_,
+                "members": [
+                    {
+                        "seed": m.seed,
+                        "network": {k: v.cpu() for k, v in m.network.state_dict().items()},
+                        "history": m.history,
+                        "scorers": _tensors(m.scorers.state_dict()),
+                    }
+                    for m in self.members_
+                ],
+            },
+            Path(model_dir) / MODEL_FILE,
+        )
 
     @classmethod
     def load(cls, model_dir: Path) -> AuxiliarySystem:
@@ -210,9 +242,16 @@ class AuxiliarySystem(System):
             try:
                 network.load_state_dict(member["network"])
             except RuntimeError as e:
-                raise ModelFileError(f"{path}: the saved network does not match its parameters "
-                                     f"({str(e).splitlines()[0]})") from None
-            system.members_.append(Member(member["seed"], network.eval(), MemberScorers.from_state_dict(member["scorers"]),
-                                          list(member["history"])))
+                raise ModelFileError(
+                    f"{path}: the saved network does not match its parameters ({str(e).splitlines()[0]})"
+                ) from None
+            system.members_.append(
+                Member(
+                    member["seed"],
+                    network.eval(),
+                    MemberScorers.from_state_dict(member["scorers"]),
+                    list(member["history"]),
+                )
+            )
         system._average_train_scores()
         return system

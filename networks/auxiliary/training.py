@@ -13,6 +13,7 @@ spectrum), optional SpecAugment masks, optional mixup of each clip with another 
 of an epoch comes from a generator seeded by (seed, epoch), so a resumed run takes exactly the
 steps an uninterrupted one takes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,7 +74,7 @@ class ClipInputs:
         the spectra (`[batch, bins]`), on the inputs' device."""
         batch = {}
         if self.log_mels is not None:
-            batch["logmel"] = torch.stack([self.log_mels[c][s:s + frames] for c, s in zip(clips, starts)])
+            batch["logmel"] = torch.stack([self.log_mels[c][s : s + frames] for c, s in zip(clips, starts)])
         if self.spectra is not None:
             batch["spectrum"] = self.spectra[torch.as_tensor(clips, device=self.spectra.device)]
         return batch
@@ -110,8 +111,17 @@ def build_network(cfg: AuxiliaryConfig, n_mels: int, bins: int, n_classes: int, 
         torch.manual_seed(seed)
         embedding_dim = cfg.embedding_dim * len(cfg.branches)
         head = get_head(cfg.head, embedding_dim, n_classes, cfg.subclusters, cfg.margin, cfg.scale)
-        return AuxiliaryNet(cfg.branches, n_mels, bins, cfg.channels, cfg.blocks, cfg.pooling, cfg.attention_dim,
-                            cfg.embedding_dim, head)
+        return AuxiliaryNet(
+            cfg.branches,
+            n_mels,
+            bins,
+            cfg.channels,
+            cfg.blocks,
+            cfg.pooling,
+            cfg.attention_dim,
+            cfg.embedding_dim,
+            head,
+        )
 
 
 def set_input_statistics(network: AuxiliaryNet, inputs: ClipInputs) -> None:
@@ -148,13 +158,15 @@ def mask_spans(x: torch.Tensor, fraction: float, rng: np.random.Generator) -> to
         start = rng.integers(0, size - width + 1)
         position = torch.arange(size, device=x.device)
         span = (position >= torch.as_tensor(start, device=x.device)[:, None]) & (
-            position < torch.as_tensor(start + width, device=x.device)[:, None])  # [batch, size]
+            position < torch.as_tensor(start + width, device=x.device)[:, None]
+        )  # [batch, size]
         keep &= ~(span[:, :, None] if axis == 1 else span[:, None, :])
     return x * keep
 
 
-def mixup(inputs: dict[str, torch.Tensor], targets: torch.Tensor, n_classes: int, alpha: float,
-          rng: np.random.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def mixup(
+    inputs: dict[str, torch.Tensor], targets: torch.Tensor, n_classes: int, alpha: float, rng: np.random.Generator
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Each clip mixed with another of the batch, weight ~ Beta(alpha, alpha) per clip.
 
     Returns:
@@ -176,12 +188,20 @@ def mixup(inputs: dict[str, torch.Tensor], targets: torch.Tensor, n_classes: int
 def epoch_batches(n_clips: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """A shuffled pass in batches; a last batch of one clip is dropped (batch normalisation needs two)."""
     order = rng.permutation(n_clips)
-    batches = [order[i:i + batch_size] for i in range(0, n_clips, batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, n_clips, batch_size)]
     return [b for b in batches if len(b) > 1]
 
 
-def train_network(network: AuxiliaryNet, cfg: AuxiliaryConfig, inputs: ClipInputs, targets: np.ndarray,
-                  device: torch.device, workdir: Path, stamp: str, seed: int) -> list[dict]:
+def train_network(
+    network: AuxiliaryNet,
+    cfg: AuxiliaryConfig,
+    inputs: ClipInputs,
+    targets: np.ndarray,
+    device: torch.device,
+    workdir: Path,
+    stamp: str,
+    seed: int,
+) -> list[dict]:
     """Train `network` (with its head) in place on the clips' class indices `targets` [clips].
 
     Args:
@@ -205,7 +225,9 @@ def train_network(network: AuxiliaryNet, cfg: AuxiliaryConfig, inputs: ClipInput
     if steps_per_epoch == 0:
         raise ValueError(f"{len(inputs)} training clip(s) do not fill a batch of two")
     total = cfg.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / total)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / total))
+    )
     checkpoint = workdir / CHECKPOINT_FILE
     history: list[dict] = []
     start = 0
@@ -218,17 +240,32 @@ def train_network(network: AuxiliaryNet, cfg: AuxiliaryConfig, inputs: ClipInput
     if start >= cfg.epochs:
         log.info("all %d epochs are in the checkpoint: nothing left to train", cfg.epochs)
         return history
-    log.info("training %d parameters on %d clips in %d classes, epochs %d-%d of %d steps (batch %d, crops of %d "
-             "frames), device %s, %s", sum(p.numel() for p in network.parameters()), len(inputs), n_classes,
-             start + 1, cfg.epochs, steps_per_epoch, cfg.batch_size, frames, device,
-             f"autocast {dtype}".replace("torch.", "") if dtype else "float32")
+    log.info(
+        "training %d parameters on %d clips in %d classes, epochs %d-%d of %d steps (batch %d, crops of %d "
+        "frames), device %s, %s",
+        sum(p.numel() for p in network.parameters()),
+        len(inputs),
+        n_classes,
+        start + 1,
+        cfg.epochs,
+        steps_per_epoch,
+        cfg.batch_size,
+        frames,
+        device,
+        f"autocast {dtype}".replace("torch.", "") if dtype else "float32",
+    )
     for epoch in range(start + 1, cfg.epochs + 1):
         began = time.perf_counter()
         rng = np.random.default_rng([seed, epoch])
         network.train()
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, clips (no GPU stalls)
-        bar = tqdm(epoch_batches(len(inputs), cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}", unit="step",
-                   leave=False, mininterval=1.0)
+        bar = tqdm(
+            epoch_batches(len(inputs), cfg.batch_size, rng),
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            unit="step",
+            leave=False,
+            mininterval=1.0,
+        )
         for clips in bar:
             starts = rng.integers(0, lengths[clips] - frames + 1)
             x = network.normalise(inputs.batch(clips, starts, frames))
@@ -246,26 +283,59 @@ def train_network(network: AuxiliaryNet, cfg: AuxiliaryConfig, inputs: ClipInput
             optimizer.step()
             scheduler.step()
             dominant = target.argmax(dim=1) if target.dim() == 2 else target
-            totals += torch.stack([losses.detach().float().sum().double(), (logits.argmax(dim=1) == dominant).sum().double(),
-                                   torch.tensor(float(len(clips)), dtype=torch.float64, device=device)])
+            totals += torch.stack(
+                [
+                    losses.detach().float().sum().double(),
+                    (logits.argmax(dim=1) == dominant).sum().double(),
+                    torch.tensor(float(len(clips)), dtype=torch.float64, device=device),
+                ]
+            )
         totals = totals.cpu()
-        row = {"epoch": epoch, "loss": round(float(totals[0] / totals[2]), 6),
-               "accuracy": round(float(totals[1] / totals[2]), 6), "lr": optimizer.param_groups[0]["lr"],
-               "scale": round(float(getattr(network.head, "scale", float("nan"))), 4),
-               "seconds": round(time.perf_counter() - began, 3), "clips": int(totals[2])}
+        row = {
+            "epoch": epoch,
+            "loss": round(float(totals[0] / totals[2]), 6),
+            "accuracy": round(float(totals[1] / totals[2]), 6),
+            "lr": optimizer.param_groups[0]["lr"],
+            "scale": round(float(getattr(network.head, "scale", float("nan"))), 4),
+            "seconds": round(time.perf_counter() - began, 3),
+            "clips": int(totals[2]),
+        }
         history.append(row)
-        torch_save({"fingerprint": stamp, "epoch": epoch, "model": network.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history},
-                   checkpoint)
+        torch_save(
+            {
+                "fingerprint": stamp,
+                "epoch": epoch,
+                "model": network.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": history,
+            },
+            checkpoint,
+        )
         write_csv(workdir / TRAINING_LOG_FILE, [LOG_COLUMNS] + [[r[c] for c in LOG_COLUMNS] for r in history])
-        log.info("epoch %d/%d: loss %.4f, accuracy %.3f, lr %.2e, scale %.2f (%.1f s, %.0f clips/s)", epoch, cfg.epochs,
-                 row["loss"], row["accuracy"], row["lr"], row["scale"], row["seconds"], row["clips"] / row["seconds"])
+        log.info(
+            "epoch %d/%d: loss %.4f, accuracy %.3f, lr %.2e, scale %.2f (%.1f s, %.0f clips/s)",
+            epoch,
+            cfg.epochs,
+            row["loss"],
+            row["accuracy"],
+            row["lr"],
+            row["scale"],
+            row["seconds"],
+            row["clips"] / row["seconds"],
+        )
     return history
 
 
 @torch.inference_mode()
-def embed(network: AuxiliaryNet, inputs: ClipInputs, device: torch.device, batch_size: int, dtype: torch.dtype | None,
-          desc: str) -> tuple[np.ndarray, np.ndarray]:
+def embed(
+    network: AuxiliaryNet,
+    inputs: ClipInputs,
+    device: torch.device,
+    batch_size: int,
+    dtype: torch.dtype | None,
+    desc: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """Whole-clip embeddings and class logits (evaluation mode), clips of equal length batched together.
 
     Returns:
@@ -279,7 +349,7 @@ def embed(network: AuxiliaryNet, inputs: ClipInputs, device: torch.device, batch
         for length in np.unique(lengths):
             same = np.flatnonzero(lengths == length)
             for i in range(0, len(same), batch_size):
-                clips = same[i:i + batch_size]
+                clips = same[i : i + batch_size]
                 with autocast(device, dtype):
                     embedding = network.embed(inputs.batch(clips, np.zeros(len(clips), dtype=np.int64), int(length)))
                     _, logit = network.head(embedding)

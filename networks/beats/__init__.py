@@ -4,6 +4,7 @@
 `[batch, tokens, channels]` features and the token padding mask for pooling by a classifier.
 """
 
+from networks.beats.architecture import PRESETS, BEATsArchitecture, get_preset
 from networks.beats.checkpoint import (
     CHECKPOINT_CONFIG_KEY,
     OFFICIAL_CHECKPOINTS,
@@ -13,7 +14,6 @@ from networks.beats.checkpoint import (
     load_beats,
     save_beats,
 )
-from networks.beats.architecture import PRESETS, BEATsArchitecture, get_preset
 from networks.beats.encoder import BEATs
 
 __all__ = [

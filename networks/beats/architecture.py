@@ -11,9 +11,10 @@ unchanged, because official checkpoints may carry entries the encoder does not u
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass
@@ -59,7 +60,7 @@ class BEATsArchitecture:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, cfg: Mapping[str, Any]) -> "BEATsArchitecture":
+    def from_dict(cls, cfg: Mapping[str, Any]) -> BEATsArchitecture:
         """Build a config from an official `cfg` dict: known keys override defaults, others go to `extras`."""
         known = {f.name for f in dataclasses.fields(cls)} - {"extras"}
         values = {k: v for k, v in cfg.items() if k in known}
@@ -72,7 +73,7 @@ class BEATsArchitecture:
         out.update(self.extras)
         return out
 
-    def replace(self, **changes: Any) -> "BEATsArchitecture":
+    def replace(self, **changes: Any) -> BEATsArchitecture:
         """Copy with some fields changed (e.g. `finetuned_model=True, predictor_class=10`)."""
         return dataclasses.replace(self, extras=dict(self.extras), **changes)
 

@@ -21,14 +21,15 @@ they are first grown with audiomentations (Gaussian noise at a random SNR, time 
 shift, circular shift, with small ranges: a large pitch shift would imitate another speed
 attribute, i.e. another class).
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -151,7 +152,7 @@ def encoder_inputs(waves: list[np.ndarray], num_samples: int) -> tuple[torch.Ten
     """Fixed-length clips -> normalised fbank [clips, frames, 128] float16 and frame mask [clips, frames]."""
     fbanks, masks = [], []
     for start in range(0, len(waves), FBANK_CHUNK):
-        wave, sample_mask = stack_waves(waves[start:start + FBANK_CHUNK], num_samples)
+        wave, sample_mask = stack_waves(waves[start : start + FBANK_CHUNK], num_samples)
         fbank = fbank_features(wave)
         fbanks.append(fbank.half())
         masks.append(reduce_padding_mask(sample_mask, fbank.shape[1]))
@@ -201,17 +202,22 @@ def smote_oversample(
         idx = np.flatnonzero(np.isin(labels, block))
         k_block = min(k, min(counts[c] for c in strategy) - 1)
         if k_block < k:
-            log.warning("SMOTE: a class of %s has only %d clips; using %d neighbours instead of %d",
-                        sorted(strategy), k_block + 1, k_block, k)
+            log.warning(
+                "SMOTE: a class of %s has only %d clips; using %d neighbours instead of %d",
+                sorted(strategy),
+                k_block + 1,
+                k_block,
+                k,
+            )
         x = torch.cat([fbank[idx].float().flatten(1), frame_mask[idx].float()], dim=1).numpy()
         sampler = SMOTE(k_neighbors=k_block, sampling_strategy=strategy, random_state=seed + block[0])
         x_res, y_res = sampler.fit_resample(x, labels[idx])
         if len(x_res) != len(x) + sum(target - counts[c] for c in strategy):
             raise RuntimeError("imbalanced-learn returned an unexpected number of clips; its output layout changed")
-        synthetic = torch.from_numpy(np.ascontiguousarray(x_res[len(x):]))
+        synthetic = torch.from_numpy(np.ascontiguousarray(x_res[len(x) :]))
         out_fbank.append(synthetic[:, : frames * 128].reshape(-1, frames, 128).half())
-        out_mask.append(synthetic[:, frames * 128:] > 1e-6)
-        out_labels.append(y_res[len(x):].astype(np.int64))
+        out_mask.append(synthetic[:, frames * 128 :] > 1e-6)
+        out_labels.append(y_res[len(x) :].astype(np.int64))
     if not out_labels:
         return fbank[:0], frame_mask[:0], labels[:0]
     return torch.cat(out_fbank), torch.cat(out_mask), np.concatenate(out_labels)
@@ -259,8 +265,12 @@ def balance_training_set(
         origin += ["smote"] * len(new_labels)
     result = TrainingSet(fbank, frame_mask, torch.from_numpy(labels), np.array(origin))
     counts = Counter(labels.tolist())
-    log.info("training set: %s clips (%s) in %d classes, %d-%d clips per class", len(result),
-             ", ".join(f"{n} {kind}" for kind, n in result.counts().items()), len(counts), min(counts.values()),
-             max(counts.values()))
+    log.info(
+        "training set: %s clips (%s) in %d classes, %d-%d clips per class",
+        len(result),
+        ", ".join(f"{n} {kind}" for kind, n in result.counts().items()),
+        len(counts),
+        min(counts.values()),
+        max(counts.values()),
+    )
     return result
-

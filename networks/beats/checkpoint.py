@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 import torch
 
+from core.atomic import torch_save
 from networks.beats.architecture import BEATsArchitecture, get_preset
 from networks.beats.encoder import BEATs
-from core.atomic import torch_save
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ OFFICIAL_CHECKPOINTS = (
     "BEATs_iter3_plus_AS2M_finetuned_on_AS2M_cpt2.pt",
 )
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 class BEATsCheckpointError(ValueError):
@@ -52,8 +53,11 @@ def _missing_checkpoint_message(path: Path) -> str:
     )
 
 
-def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
-                     what: str = "BEATs checkpoint does not match the architecture of its cfg") -> None:
+def check_state_dict(
+    model: torch.nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    what: str = "BEATs checkpoint does not match the architecture of its cfg",
+) -> None:
     """Raise BEATsCheckpointError unless keys and shapes match `model` exactly.
 
     The message starts with `what` and lists every missing, unexpected and shape-mismatched key,
@@ -69,7 +73,11 @@ def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tens
     ]
     if missing or unexpected or mismatched:
         parts = [what]
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+        for title, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", mismatched),
+        ):
             if keys:
                 parts.append(f"{title} ({len(keys)}):\n  " + "\n  ".join(keys))
         raise BEATsCheckpointError("\n".join(parts))
@@ -89,7 +97,7 @@ def _check_tied_bias(state_dict: Mapping[str, torch.Tensor]) -> None:
         )
 
 
-def build_beats(cfg: BEATsArchitecture, state_dict: Optional[Mapping[str, torch.Tensor]] = None) -> BEATs:
+def build_beats(cfg: BEATsArchitecture, state_dict: Mapping[str, torch.Tensor] | None = None) -> BEATs:
     """Build a model from `cfg`; with `state_dict`, check it strictly and load it."""
     model = BEATs(cfg)
     if state_dict is not None:
@@ -100,9 +108,9 @@ def build_beats(cfg: BEATsArchitecture, state_dict: Optional[Mapping[str, torch.
 
 
 def load_beats(
-    path: Optional[PathLike],
+    path: PathLike | None,
     preset: str = "full",
-    map_location: Union[str, torch.device] = "cpu",
+    map_location: str | torch.device = "cpu",
 ) -> BEATs:
     """Load an official (or our own saved) BEATs checkpoint, or build a random model.
 
@@ -142,11 +150,13 @@ def load_beats(
         )
     model = build_beats(BEATsArchitecture.from_dict(checkpoint["cfg"]), checkpoint["model"])
     model.label_dict = checkpoint.get("label_dict")
-    logger.info("loaded BEATs checkpoint %s (%d layers, width %d)", path, model.cfg.encoder_layers, model.cfg.encoder_embed_dim)
+    logger.info(
+        "loaded BEATs checkpoint %s (%d layers, width %d)", path, model.cfg.encoder_layers, model.cfg.encoder_embed_dim
+    )
     return model.eval()
 
 
-def save_beats(model: BEATs, path: PathLike, label_dict: Optional[Mapping[Any, Any]] = None) -> None:
+def save_beats(model: BEATs, path: PathLike, label_dict: Mapping[Any, Any] | None = None) -> None:
     """Write `model` in the official checkpoint format, atomically (temporary file, then rename).
 
     Args:

@@ -17,14 +17,14 @@ and stays differentiable throughout, with every sub-module called as a module so
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from networks.beats.architecture import BEATsArchitecture
 from datasets.fbank import fbank_features, reduce_padding_mask
+from networks.beats.architecture import BEATsArchitecture
 
 
 class _GradScale(torch.autograd.Function):
@@ -93,8 +93,9 @@ class WeightNormConv1d(nn.Module):
         # computes this bfloat16 grouped convolution with a long kernel (128 taps, 16 groups)
         # wrongly (errors larger than the output). It is ~5 % of the encoder's FLOPs.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return F.conv1d(x.float(), self.effective_weight(), self.bias, padding=self.kernel_size // 2,
-                            groups=self.groups)
+            return F.conv1d(
+                x.float(), self.effective_weight(), self.bias, padding=self.kernel_size // 2, groups=self.groups
+            )
 
 
 class MultiheadAttention(nn.Module):
@@ -113,7 +114,7 @@ class MultiheadAttention(nn.Module):
         gru_rel_pos: bool,
         num_buckets: int,
         own_bias: bool,
-        shared_bias: Optional[nn.Embedding],
+        shared_bias: nn.Embedding | None,
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -135,7 +136,7 @@ class MultiheadAttention(nn.Module):
         if shared_bias is not None:
             self.relative_attention_bias = shared_bias
 
-    def forward(self, x: Tensor, position_bias: Optional[Tensor], key_padding_mask: Optional[Tensor]) -> Tensor:
+    def forward(self, x: Tensor, position_bias: Tensor | None, key_padding_mask: Tensor | None) -> Tensor:
         """Attend over the sequence.
 
         Args:
@@ -176,8 +177,8 @@ class MultiheadAttention(nn.Module):
         return gate.transpose(1, 2).unsqueeze(-1)
 
     def _attention_mask(
-        self, q: Tensor, position_bias: Optional[Tensor], key_padding_mask: Optional[Tensor]
-    ) -> Optional[Tensor]:
+        self, q: Tensor, position_bias: Tensor | None, key_padding_mask: Tensor | None
+    ) -> Tensor | None:
         """Additive logit mask `[batch or 1, heads or 1, time, time]`: gated bias plus -inf on padded keys.
 
         Args:
@@ -203,7 +204,7 @@ class MultiheadAttention(nn.Module):
 class EncoderLayer(nn.Module):
     """Post-LN transformer layer with DeepNorm residual scaling `LN(alpha * x + f(x))`."""
 
-    def __init__(self, cfg: BEATsArchitecture, own_bias: bool, shared_bias: Optional[nn.Embedding]) -> None:
+    def __init__(self, cfg: BEATsArchitecture, own_bias: bool, shared_bias: nn.Embedding | None) -> None:
         super().__init__()
         embed = cfg.encoder_embed_dim
         self.alpha = (2 * cfg.encoder_layers) ** 0.25 if cfg.deep_norm else 1.0
@@ -224,7 +225,7 @@ class EncoderLayer(nn.Module):
         self.fc2 = nn.Linear(cfg.encoder_ffn_embed_dim, embed)
         self.final_layer_norm = nn.LayerNorm(embed)
 
-    def forward(self, x: Tensor, position_bias: Optional[Tensor], key_padding_mask: Optional[Tensor]) -> Tensor:
+    def forward(self, x: Tensor, position_bias: Tensor | None, key_padding_mask: Tensor | None) -> Tensor:
         """`[batch, time, embed]` -> `[batch, time, embed]`."""
         # torch.add(f, x, alpha=a) = a * x + f in one kernel.
         attended = self.dropout1(self.self_attn(x, position_bias, key_padding_mask))
@@ -272,7 +273,7 @@ class TransformerEncoder(nn.Module):
         centre = cached.shape[0] // 2
         return cached[centre - (length - 1) : centre + length]
 
-    def position_bias(self, length: int, device: torch.device) -> Optional[Tensor]:
+    def position_bias(self, length: int, device: torch.device) -> Tensor | None:
         """Un-gated relative position bias `[heads, length, length]` (query, key) from layer 0's table, or None."""
         if not self.relative_position_embedding:
             return None
@@ -284,7 +285,7 @@ class TransformerEncoder(nn.Module):
         return per_distance.flip(-1).unfold(-1, length, 1).flip(-1)
 
     def forward(
-        self, x: Tensor, padding_mask: Optional[Tensor], layerdrop: float = 0.0, gradient_decay_ratio: float = 1.0
+        self, x: Tensor, padding_mask: Tensor | None, layerdrop: float = 0.0, gradient_decay_ratio: float = 1.0
     ) -> Tensor:
         """Encode tokens.
 
@@ -341,7 +342,7 @@ class BEATs(nn.Module):
         else:
             self.predictor = None
         # Class names of the predictor outputs, as stored in fine-tuned checkpoints.
-        self.label_dict: Optional[dict[Any, Any]] = None
+        self.label_dict: dict[Any, Any] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -371,7 +372,7 @@ class BEATs(nn.Module):
         with torch.no_grad():
             conv.weight_g.copy_(torch.linalg.vector_norm(conv.weight_v, dim=(0, 1), keepdim=True))
 
-    def encode_fbank(self, fbank: Tensor, frame_padding_mask: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+    def encode_fbank(self, fbank: Tensor, frame_padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Encode normalised fbank into token features.
 
         Args:
@@ -397,7 +398,7 @@ class BEATs(nn.Module):
         )
         return x, token_mask
 
-    def extract_features(self, wave: Tensor, padding_mask: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+    def extract_features(self, wave: Tensor, padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Token features of a batch of clips, ready for pooling by a classifier.
 
         Unlike the official `extract_features`, this always returns features, also for
@@ -419,11 +420,11 @@ class BEATs(nn.Module):
             frame_mask = reduce_padding_mask(padding_mask, fbank.shape[1])
         return self.encode_fbank(fbank, frame_mask)
 
-    def forward(self, wave: Tensor, padding_mask: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+    def forward(self, wave: Tensor, padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Same as `extract_features`."""
         return self.extract_features(wave, padding_mask)
 
-    def classify_features(self, features: Tensor, token_padding_mask: Optional[Tensor] = None) -> Tensor:
+    def classify_features(self, features: Tensor, token_padding_mask: Tensor | None = None) -> Tensor:
         """Fine-tuned head: per-token logits averaged over valid tokens, then sigmoid.
 
         Args:
@@ -445,7 +446,7 @@ class BEATs(nn.Module):
             logits = logits.mean(dim=1)
         return torch.sigmoid(logits)
 
-    def predict(self, wave: Tensor, padding_mask: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+    def predict(self, wave: Tensor, padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Class probabilities of a fine-tuned model (the official fine-tuned `extract_features` output).
 
         Returns:

@@ -18,6 +18,7 @@ Training targets are `machine_section_attribute` classes (`datasets.class_labels
 `networks.beats.balancing`. Scorer `knn`: per section, the smaller standardised cosine k-NN distance
 to the source and target training embeddings (`networks.knn_scoring`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,21 +30,21 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from core.atomic import torch_save
+from core.config import BeatsConfig, FeatureConfig
+from core.runtime import autocast, distributed_rank_and_size, limit_threads
 from datasets.audio import require_training_clips
-from networks.beats.balancing import balance_training_set, classes_to_grow, encoder_inputs
 from datasets.class_labels import ClassIndex, class_label
 from datasets.clip_batches import clip_batches, decoded_chunks
 from datasets.manifest import Clip, DatasetError
 from networks.beats import BEATs, BEATsCheckpointError, check_state_dict, load_beats, save_beats
+from networks.beats.balancing import balance_training_set, classes_to_grow, encoder_inputs
 from networks.beats.training import CHECKPOINT_FORMAT, BeatsClassifier, Trainer, apply_lora, merge_lora, resolve_amp
 from networks.knn_scoring import SectionKnn
 from networks.margin_heads import get_head
 from networks.pooling import get_pooling
 from networks.system import AudioInput, ModelFileError, Runtime, System, load_model_state
 from networks.training import training_stamp
-from core.atomic import torch_save
-from core.config import BeatsConfig, FeatureConfig
-from core.runtime import autocast, distributed_rank_and_size, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ def trains_a_classifier(cfg: BeatsConfig) -> bool:
 def _load_checked(module: nn.Module, state: dict, what: str, path: Path) -> None:
     """Load `state` strictly; a mismatch names every missing, unexpected and reshaped key."""
     try:
-        check_state_dict(module, state, f"{path}: the saved {what} does not match the architecture of its configuration")
+        check_state_dict(
+            module, state, f"{path}: the saved {what} does not match the architecture of its configuration"
+        )
     except BEATsCheckpointError as e:
         raise ModelFileError(str(e)) from None
     module.load_state_dict(state)
@@ -76,7 +79,8 @@ def build_classifier(cfg: BeatsConfig, encoder: BEATs, n_classes: int, lora: boo
     if n_classes < 2:
         raise DatasetError(
             f"the BEATs classifier needs at least two classes (machine_section_attribute) but the training clips "
-            f"form {n_classes}; with a single class use --beats.tuning frozen --beats.pooling mean")
+            f"form {n_classes}; with a single class use --beats.tuning frozen --beats.pooling mean"
+        )
     head = get_head(cfg.head, cfg.embedding_dim, n_classes, cfg.subclusters, cfg.margin, cfg.scale)
     if lora:
         encoder = apply_lora(encoder, cfg.lora_rank, cfg.lora_alpha)
@@ -115,20 +119,28 @@ class BeatsSystem(System):
             encoder.predictor = None
             encoder.cfg = encoder.cfg.replace(finetuned_model=False)
         if cfg.tuning == "lora" and (cfg.checkpoint is None or str(cfg.checkpoint).lower() == "none"):
-            log.warning("beats.tuning lora on a randomly initialised encoder: the adapters can learn little; "
-                        "use a pre-trained checkpoint, or beats.tuning finetune to train from scratch")
+            log.warning(
+                "beats.tuning lora on a randomly initialised encoder: the adapters can learn little; "
+                "use a pre-trained checkpoint, or beats.tuning finetune to train from scratch"
+            )
         return encoder
 
     def _resume_stamp(self, clips: list[Clip]) -> str:
         """Everything that shapes the training trajectory except the number of epochs, so a rerun
         after a crash, or with more epochs, continues from the last checkpoint; and a rerun with
         another k-NN setting reuses the trained network."""
-        return training_stamp(self.get_params(), self.section, ("epochs", "threads", "knn_k"), clips,
-                              format=FORMAT_VERSION, checkpoint_format=CHECKPOINT_FORMAT)
+        return training_stamp(
+            self.get_params(),
+            self.section,
+            ("epochs", "threads", "knn_k"),
+            clips,
+            format=FORMAT_VERSION,
+            checkpoint_format=CHECKPOINT_FORMAT,
+        )
 
     # ---- training --------------------------------------------------------------------------
 
-    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> "BeatsSystem":
+    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> BeatsSystem:
         cfg = self.settings
         with limit_threads(cfg.threads):
             encoder = self._load_encoder()
@@ -139,10 +151,18 @@ class BeatsSystem(System):
                 self._log_classes(kept)
                 model = build_classifier(cfg, encoder, len(self.classes_), lora=cfg.tuning == "lora")
                 seed = self.seed
-                data = balance_training_set(fbank, frame_mask, index.transform(kept),
-                                            {self.classes_.index(k): v for k, v in small_waves.items()},
-                                            self.num_samples(), cfg.smote_k, cfg.smote_per_class, cfg.augment,
-                                            self.audio.sample_rate, seed)
+                data = balance_training_set(
+                    fbank,
+                    frame_mask,
+                    index.transform(kept),
+                    {self.classes_.index(k): v for k, v in small_waves.items()},
+                    self.num_samples(),
+                    cfg.smote_k,
+                    cfg.smote_per_class,
+                    cfg.augment,
+                    self.audio.sample_rate,
+                    seed,
+                )
                 del fbank, frame_mask, small_waves
                 trainer = Trainer(model, cfg, runtime.device, Path(workdir), self._resume_stamp(kept), seed)
                 self.history_ = trainer.fit(data)
@@ -157,17 +177,26 @@ class BeatsSystem(System):
             if not trains_a_classifier(cfg):
                 self.classes_ = ClassIndex().fit(self.train_clips_).classes_
                 self._log_classes(self.train_clips_)
-            self.knn_ = SectionKnn(cfg.knn_k).fit(train_embeddings, [c.machine for c in self.train_clips_],
-                                                  [c.section for c in self.train_clips_],
-                                                  [c.domain for c in self.train_clips_])
+            self.knn_ = SectionKnn(cfg.knn_k).fit(
+                train_embeddings,
+                [c.machine for c in self.train_clips_],
+                [c.section for c in self.train_clips_],
+                [c.domain for c in self.train_clips_],
+            )
         self.train_scores_ = {"knn": self.knn_.train_scores_}
         return self
 
     def _log_classes(self, clips: list[Clip]) -> None:
-        log.info("%d training clips of %d machine type(s) in %d classes (machine_section_attribute)", len(clips),
-                 len({c.machine for c in clips}), len(self.classes_))
+        log.info(
+            "%d training clips of %d machine type(s) in %d classes (machine_section_attribute)",
+            len(clips),
+            len({c.machine for c in clips}),
+            len(self.classes_),
+        )
 
-    def _training_inputs(self, clips: list[Clip], runtime: Runtime) -> tuple[list[Clip], torch.Tensor, torch.Tensor, dict[str, list]]:
+    def _training_inputs(
+        self, clips: list[Clip], runtime: Runtime
+    ) -> tuple[list[Clip], torch.Tensor, torch.Tensor, dict[str, list]]:
         """Decode the training clips chunk by chunk into encoder input (fbank), so the waveforms of
         the whole dataset are never held at once; keep only the waveforms of classes that
         augmentation will grow.
@@ -180,10 +209,16 @@ class BeatsSystem(System):
         small_labels = classes_to_grow([class_label(c) for c in clips], cfg.smote_k)
         kept: list[Clip] = []
         fbanks, masks, small_waves = [], [], defaultdict(list)
-        chunks = decoded_chunks(clips, runtime.data, runtime.expected_channels, n, DECODE_CHUNK, allow_skip=True,
-                                what="training clips")
-        with tqdm(total=len(clips), desc="fbank (train)", unit="clip", mininterval=1.0,
-                  disable=distributed_rank_and_size()[0] != 0) as bar:
+        chunks = decoded_chunks(
+            clips, runtime.data, runtime.expected_channels, n, DECODE_CHUNK, allow_skip=True, what="training clips"
+        )
+        with tqdm(
+            total=len(clips),
+            desc="fbank (train)",
+            unit="clip",
+            mininterval=1.0,
+            disable=distributed_rank_and_size()[0] != 0,
+        ) as bar:
             for chunk, waves in chunks:
                 fbank, frame_mask = encoder_inputs(waves, n)
                 fbanks.append(fbank)
@@ -206,12 +241,23 @@ class BeatsSystem(System):
         model.eval()
         amp_dtype = resolve_amp(self.settings.amp, device)
         kept, parts = [], []
-        batches = clip_batches(clips, runtime.data, runtime.expected_channels, self.num_samples(),
-                               self.settings.batch_size, allow_skip=training,
-                               what="training clips" if training else "test clips")
+        batches = clip_batches(
+            clips,
+            runtime.data,
+            runtime.expected_channels,
+            self.num_samples(),
+            self.settings.batch_size,
+            allow_skip=training,
+            what="training clips" if training else "test clips",
+        )
         rank, _ = distributed_rank_and_size()
-        with tqdm(total=len(clips), desc="embeddings (train)" if training else "embeddings (test)", unit="clip",
-                  disable=rank != 0, mininterval=1.0) as bar:
+        with tqdm(
+            total=len(clips),
+            desc="embeddings (train)" if training else "embeddings (test)",
+            unit="clip",
+            disable=rank != 0,
+            mininterval=1.0,
+        ) as bar:
             for batch_clips, wave, mask in batches:
                 with autocast(device, amp_dtype):
                     embedding = model.embed_wave(wave.to(device), mask.to(device))
@@ -235,21 +281,30 @@ class BeatsSystem(System):
         model = self.model_
         save_beats(model.encoder, model_dir / ENCODER_FILE)
         knn = self.knn_.state_dict()
-        torch_save({
-            "format": FORMAT_VERSION,
-            "params": self.get_params(),
-            "classes": self.classes_,
-            "pooling": {k: v.cpu() for k, v in model.pooling.state_dict().items()},
-            "projection": None if model.projection is None else {k: v.cpu() for k, v in model.projection.state_dict().items()},
-            "head": None if model.head is None else {k: v.cpu() for k, v in model.head.state_dict().items()},
-            "history": self.history_,
-            "train_clips": [[c.machine, c.section, c.domain, c.name] for c in self.train_clips_],
-            "knn": {"k": knn["k"], "banks": {key: torch.from_numpy(v) for key, v in knn["banks"].items()},
-                    "stats": knn["stats"], "train_scores": torch.from_numpy(knn["train_scores"])},
-        }, model_dir / MODEL_FILE)
+        torch_save(
+            {
+                "format": FORMAT_VERSION,
+                "params": self.get_params(),
+                "classes": self.classes_,
+                "pooling": {k: v.cpu() for k, v in model.pooling.state_dict().items()},
+                "projection": None
+                if model.projection is None
+                else {k: v.cpu() for k, v in model.projection.state_dict().items()},
+                "head": None if model.head is None else {k: v.cpu() for k, v in model.head.state_dict().items()},
+                "history": self.history_,
+                "train_clips": [[c.machine, c.section, c.domain, c.name] for c in self.train_clips_],
+                "knn": {
+                    "k": knn["k"],
+                    "banks": {key: torch.from_numpy(v) for key, v in knn["banks"].items()},
+                    "stats": knn["stats"],
+                    "train_scores": torch.from_numpy(knn["train_scores"]),
+                },
+            },
+            model_dir / MODEL_FILE,
+        )
 
     @classmethod
-    def load(cls, model_dir: Path) -> "BeatsSystem":
+    def load(cls, model_dir: Path) -> BeatsSystem:
         model_dir = Path(model_dir)
         path = model_dir / MODEL_FILE
         state = load_model_state(path, FORMAT_VERSION)

@@ -17,6 +17,7 @@ every process takes an interleaved share of each batch and the loss is normalise
 number of clips per optimiser step, so N processes take the same steps as one process would.
 Only rank 0 writes files.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,7 +26,6 @@ import math
 import re
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -33,13 +33,13 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from networks.beats.balancing import TrainingSet
-from networks.beats import BEATs
-from networks.margin_heads import CosineHead
-from networks.training import resume_state
 from core.atomic import torch_save, write_csv
 from core.config import BeatsConfig
 from core.runtime import autocast, distributed_rank_and_size
+from networks.beats import BEATs
+from networks.beats.balancing import TrainingSet
+from networks.margin_heads import CosineHead
+from networks.training import resume_state
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,14 @@ class BeatsClassifier(nn.Module):
     Without a projection (`embedding_dim` None) the pooled vector is the embedding.
     """
 
-    def __init__(self, encoder: nn.Module, pooling: nn.Module, embedding_dim: Optional[int],
-                 head: Optional[CosineHead], freeze_encoder: bool) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        pooling: nn.Module,
+        embedding_dim: int | None,
+        head: CosineHead | None,
+        freeze_encoder: bool,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
@@ -72,27 +78,27 @@ class BeatsClassifier(nn.Module):
     def embedding_dim(self) -> int:
         return self.projection.out_features if self.projection is not None else self.pooling.out_dim
 
-    def train(self, mode: bool = True) -> "BeatsClassifier":
+    def train(self, mode: bool = True) -> BeatsClassifier:
         super().train(mode)
         if self.freeze_encoder:
             self.encoder.eval()
         return self
 
-    def embed_fbank(self, fbank: Tensor, frame_mask: Optional[Tensor]) -> Tensor:
+    def embed_fbank(self, fbank: Tensor, frame_mask: Tensor | None) -> Tensor:
         """Normalised fbank `[batch, frames, 128]` (+ frame mask) -> embeddings `[batch, embedding_dim]`."""
         with torch.no_grad() if self.freeze_encoder else contextlib.nullcontext():
             features, token_mask = self.encoder.encode_fbank(fbank.float(), frame_mask)
         pooled = self.pooling(features, token_mask)
         return self.projection(pooled) if self.projection is not None else pooled
 
-    def embed_wave(self, wave: Tensor, padding_mask: Optional[Tensor]) -> Tensor:
+    def embed_wave(self, wave: Tensor, padding_mask: Tensor | None) -> Tensor:
         """Waveforms `[batch, samples]` (+ sample mask, True = padded) -> embeddings `[batch, embedding_dim]`."""
         with torch.no_grad() if self.freeze_encoder else contextlib.nullcontext():
             features, token_mask = self.encoder.extract_features(wave, padding_mask)
         pooled = self.pooling(features, token_mask)
         return self.projection(pooled) if self.projection is not None else pooled
 
-    def forward(self, fbank: Tensor, frame_mask: Optional[Tensor], labels: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, fbank: Tensor, frame_mask: Tensor | None, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Per-clip losses `[batch]` and class logits `[batch, classes]`."""
         if self.head is None:
             raise RuntimeError("this classifier has no head to train")
@@ -141,8 +147,15 @@ def parameter_groups(model: BeatsClassifier, cfg: BeatsConfig) -> list[dict]:
             key = ("encoder", layer, decay)
         else:
             lr, key = cfg.lr, ("head", 0, decay)
-        group = groups.setdefault(key, {"params": [], "lr": lr, "weight_decay": cfg.weight_decay if decay else 0.0,
-                                        "name": f"{key[0]}{key[1] if key[0] == 'encoder' else ''}"})
+        group = groups.setdefault(
+            key,
+            {
+                "params": [],
+                "lr": lr,
+                "weight_decay": cfg.weight_decay if decay else 0.0,
+                "name": f"{key[0]}{key[1] if key[0] == 'encoder' else ''}",
+            },
+        )
         group["params"].append(param)
     return [groups[k] for k in sorted(groups)]
 
@@ -162,7 +175,7 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: BeatsConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * position / max(1, period)))
 
 
-def resolve_amp(amp: str, device: torch.device) -> Optional[torch.dtype]:
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for `beats.amp` on `device`, or None for float32."""
     valid = ("auto", "bf16", "fp16", "off")
     if amp not in valid:
@@ -176,17 +189,19 @@ def resolve_amp(amp: str, device: torch.device) -> Optional[torch.dtype]:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def epoch_plan(n_clips: int, epoch: int, seed: int, batch_size: int, grad_accum: int, world: int) -> list[list[np.ndarray]]:
+def epoch_plan(
+    n_clips: int, epoch: int, seed: int, batch_size: int, grad_accum: int, world: int
+) -> list[list[np.ndarray]]:
     """Optimiser steps of one epoch, each a list of global micro-batches (clip indices).
 
     The order depends only on (seed, epoch), so a resumed run takes the same steps. A last
     micro-batch smaller than the number of processes is dropped (every process needs a clip).
     """
     order = np.random.default_rng([seed, epoch]).permutation(n_clips)
-    micro = [order[i:i + batch_size] for i in range(0, n_clips, batch_size)]
+    micro = [order[i : i + batch_size] for i in range(0, n_clips, batch_size)]
     if micro and len(micro[-1]) < world:
         micro.pop()
-    return [micro[i:i + grad_accum] for i in range(0, len(micro), grad_accum)]
+    return [micro[i : i + grad_accum] for i in range(0, len(micro), grad_accum)]
 
 
 def write_training_log(path: Path, history: list[dict]) -> None:
@@ -202,8 +217,9 @@ def _head_scale(model: BeatsClassifier) -> float:
 class Trainer:
     """Trains a `BeatsClassifier` in place; `fit` returns the per-epoch history."""
 
-    def __init__(self, model: BeatsClassifier, cfg: BeatsConfig, device: torch.device, workdir: Path,
-                 fingerprint: str, seed: int) -> None:
+    def __init__(
+        self, model: BeatsClassifier, cfg: BeatsConfig, device: torch.device, workdir: Path, fingerprint: str, seed: int
+    ) -> None:
         self.model = model
         self.cfg = cfg
         self.device = device
@@ -224,8 +240,7 @@ class Trainer:
         steps_per_epoch = len(epoch_plan(len(data), 1, self.seed, cfg.batch_size, cfg.grad_accum, self.world))
         if steps_per_epoch == 0:
             raise ValueError(f"{len(data)} training clips do not fill one batch of {cfg.batch_size}")
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, cfg))
         scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
         checkpoint = self.workdir / CHECKPOINT_FILE
         start = self._resume(checkpoint, optimizer, scheduler, scaler)
@@ -233,44 +248,75 @@ class Trainer:
         if start >= cfg.epochs:
             log.info("all %d epochs are in the checkpoint: nothing left to train", cfg.epochs)
             return self.history
-        log.info("training %d parameters in %d groups for epochs %d-%d: %d steps per epoch of %d x %d clips over "
-                 "%d process(es), device %s, %s", trainable, len(groups), start + 1, cfg.epochs, steps_per_epoch,
-                 cfg.batch_size, cfg.grad_accum, self.world, self.device,
-                 f"autocast {amp_dtype}".replace("torch.", "") if amp_dtype else "float32")
+        log.info(
+            "training %d parameters in %d groups for epochs %d-%d: %d steps per epoch of %d x %d clips over "
+            "%d process(es), device %s, %s",
+            trainable,
+            len(groups),
+            start + 1,
+            cfg.epochs,
+            steps_per_epoch,
+            cfg.batch_size,
+            cfg.grad_accum,
+            self.world,
+            self.device,
+            f"autocast {amp_dtype}".replace("torch.", "") if amp_dtype else "float32",
+        )
         network: nn.Module = model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             # Layer drop skips whole layers at random, leaving their parameters without gradients.
             unused = model.encoder.cfg.encoder_layerdrop > 0 and not model.freeze_encoder
-            network = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                              find_unused_parameters=unused)
+            network = DistributedDataParallel(
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=unused,
+            )
         for epoch in range(start + 1, cfg.epochs + 1):
             began = time.perf_counter()
             loss, accuracy, clips = self._epoch(network, data, epoch, optimizer, scheduler, scaler, amp_dtype)
             lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
             top = f"encoder{model.encoder.cfg.encoder_layers}"
-            row = {"epoch": epoch, "loss": round(loss, 6), "accuracy": round(accuracy, 6), "lr": lrs.get("head", 0.0),
-                   "encoder_lr": lrs.get(top, 0.0), "scale": round(_head_scale(model), 4),
-                   "seconds": round(time.perf_counter() - began, 3), "clips": clips}
+            row = {
+                "epoch": epoch,
+                "loss": round(loss, 6),
+                "accuracy": round(accuracy, 6),
+                "lr": lrs.get("head", 0.0),
+                "encoder_lr": lrs.get(top, 0.0),
+                "scale": round(_head_scale(model), 4),
+                "seconds": round(time.perf_counter() - began, 3),
+                "clips": clips,
+            }
             self.history.append(row)
             if self.rank == 0:
-                torch_save({
-                    "fingerprint": self.fingerprint,
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                    "history": self.history,
-                }, checkpoint)
+                torch_save(
+                    {
+                        "fingerprint": self.fingerprint,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                        "history": self.history,
+                    },
+                    checkpoint,
+                )
                 write_training_log(self.workdir / TRAINING_LOG_FILE, self.history)
             if self.world > 1:
                 dist.barrier()
-            log.info("epoch %d/%d: loss %.4f, accuracy %.3f, lr %.2e, scale %.2f (%.1f s)", epoch, cfg.epochs, loss,
-                     accuracy, row["lr"], row["scale"], row["seconds"])
+            log.info(
+                "epoch %d/%d: loss %.4f, accuracy %.3f, lr %.2e, scale %.2f (%.1f s)",
+                epoch,
+                cfg.epochs,
+                loss,
+                accuracy,
+                row["lr"],
+                row["scale"],
+                row["seconds"],
+            )
         return self.history
 
     def _resume(self, checkpoint: Path, optimizer, scheduler, scaler) -> int:
@@ -288,8 +334,16 @@ class Trainer:
         self.history = list(state["history"])
         return int(state["epoch"])
 
-    def _epoch(self, network: nn.Module, data: TrainingSet, epoch: int, optimizer, scheduler, scaler,
-               amp_dtype: Optional[torch.dtype]) -> tuple[float, float, int]:
+    def _epoch(
+        self,
+        network: nn.Module,
+        data: TrainingSet,
+        epoch: int,
+        optimizer,
+        scheduler,
+        scaler,
+        amp_dtype: torch.dtype | None,
+    ) -> tuple[float, float, int]:
         """One pass over the training set; returns the global mean loss, accuracy and clip count."""
         cfg, device, rank, world = self.cfg, self.device, self.rank, self.world
         network.train()
@@ -297,7 +351,9 @@ class Trainer:
         # loss sum, correct, clips (this process), kept on the device: reading them back would make
         # the CPU wait for the GPU after every micro-batch
         totals = torch.zeros(3, dtype=torch.float64, device=device)
-        bar = tqdm(plan, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", disable=rank != 0, leave=False, mininterval=1.0)
+        bar = tqdm(
+            plan, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", disable=rank != 0, leave=False, mininterval=1.0
+        )
         for step in bar:
             clips_in_step = sum(len(mb) for mb in step)
             for i, micro in enumerate(step):
@@ -306,7 +362,7 @@ class Trainer:
                 mask = data.frame_mask[share].to(device, non_blocking=True)
                 labels = data.labels[share].to(device, non_blocking=True)
                 sync = i == len(step) - 1 or world == 1
-                with (contextlib.nullcontext() if sync else network.no_sync()):
+                with contextlib.nullcontext() if sync else network.no_sync():
                     with autocast(device, amp_dtype):
                         losses, logits = network(fbank, mask, labels)
                     # Sum over this share, scaled so DDP's gradient average equals the mean over

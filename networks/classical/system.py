@@ -9,6 +9,7 @@ scaler and detectors). One model per machine type. Scorers:
   covariance by default, because a section has few clips per dimension in the target domain).
 All four are fitted by `fit`, so the scorer can be chosen at test time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,19 +72,30 @@ class ClassicalSystem(System):
         self.detectors_: dict[str, object] = {}
 
     def _vectors(self, clips: list[Clip], runtime: Runtime, training: bool) -> tuple[list[Clip], np.ndarray]:
-        kept, log_mels = cached_log_mels(clips, runtime.data, self.feature, runtime.expected_channels, allow_skip=training,
-                                         desc="log-mel (train)" if training else "log-mel (test)")
+        kept, log_mels = cached_log_mels(
+            clips,
+            runtime.data,
+            self.feature,
+            runtime.expected_channels,
+            allow_skip=training,
+            desc="log-mel (train)" if training else "log-mel (test)",
+        )
         require_training_clips(kept)
         # A clip shorter than one analysis window has only padded frames: its statistics describe
         # the padding more than the sound. It still gets a score (a submission needs one), with a warning.
         window_frames = self.feature.n_fft // self.feature.hop_length
         for clip, x in zip(kept, log_mels):
             if len(x) <= window_frames:
-                log.warning("%s: %d frames, shorter than one %d-sample analysis window (feature.n_fft): its clip "
-                            "statistics are unreliable", clip.path, len(x), self.feature.n_fft)
+                log.warning(
+                    "%s: %d frames, shorter than one %d-sample analysis window (feature.n_fft): its clip "
+                    "statistics are unreliable",
+                    clip.path,
+                    len(x),
+                    self.feature.n_fft,
+                )
         return kept, np.stack([clip_statistics(x, self.settings.statistics) for x in log_mels])
 
-    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> "ClassicalSystem":
+    def fit(self, clips: list[Clip], runtime: Runtime, workdir: Path) -> ClassicalSystem:
         cfg = self.settings
         self.train_clips_, vectors = self._vectors(clips, runtime, training=True)
         self.scaler_ = StandardScaler().fit(vectors)
@@ -113,11 +125,18 @@ class ClassicalSystem(System):
 
     def save(self, model_dir: Path) -> None:
         with atomic_path(Path(model_dir) / MODEL_FILE) as tmp:
-            joblib.dump({"format": FORMAT_VERSION, "params": self.get_params(), "scaler": self.scaler_,
-                         "detectors": self.detectors_}, tmp)
+            joblib.dump(
+                {
+                    "format": FORMAT_VERSION,
+                    "params": self.get_params(),
+                    "scaler": self.scaler_,
+                    "detectors": self.detectors_,
+                },
+                tmp,
+            )
 
     @classmethod
-    def load(cls, model_dir: Path) -> "ClassicalSystem":
+    def load(cls, model_dir: Path) -> ClassicalSystem:
         path = Path(model_dir) / MODEL_FILE
         if not path.is_file():
             raise ModelFileError(f"model file {path} is missing")

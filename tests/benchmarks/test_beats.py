@@ -1,15 +1,35 @@
 """The training-step benchmark runs as a real process and prints `name value unit` lines per mode."""
+
 from __future__ import annotations
 
 import sys
 
-from tests.conftest import run_script
 from benchmarks.beats_training import random_classifier
+from tests.conftest import run_script
 
 
 def test_training_step_benchmark_prints_its_figures():
-    result = run_script([sys.executable, "-m", "benchmarks.beats_training", "--preset", "tiny", "--seconds", "1",
-                         "--batch", "2", "--iters", "1", "--threads", "1", "--modes", "lora", "--no-gpu"], timeout=300)
+    result = run_script(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.beats_training",
+            "--preset",
+            "tiny",
+            "--seconds",
+            "1",
+            "--batch",
+            "2",
+            "--iters",
+            "1",
+            "--threads",
+            "1",
+            "--modes",
+            "lora",
+            "--no-gpu",
+        ],
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = {}
     for line in result.stdout.splitlines():

@@ -1,4 +1,5 @@
 """Atomic writes keep the old content when writing fails part-way, and clean up after killed writers."""
+
 from __future__ import annotations
 
 import subprocess
@@ -26,10 +27,18 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 def test_a_killed_writers_temporary_is_removed_by_the_next_write_and_a_live_ones_is_kept(tmp_path):
     path = tmp_path / "autoencoder.pt"
     writer = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from core.atomic import atomic_path\n"
-         "with atomic_path(Path(sys.argv[1])) as tmp:\n"
-         "    tmp.write_bytes(b'half a checkpoint'); print(tmp, flush=True); time.sleep(600)", str(path)],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from core.atomic import atomic_path\n"
+            "with atomic_path(Path(sys.argv[1])) as tmp:\n"
+            "    tmp.write_bytes(b'half a checkpoint'); print(tmp, flush=True); time.sleep(600)",
+            str(path),
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         orphan = Path(writer.stdout.readline().strip())
         assert orphan.parent == tmp_path and orphan.read_bytes() == b"half a checkpoint"
@@ -39,9 +48,11 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write_and_a_live_ones
         writer.kill()
         writer.wait()
     assert orphan.exists()  # SIGKILL left it behind
-    kept = [tmp_path / f".train_scores.csv.{writer.pid}.tmp",  # another file's: not this writer's business
-            tmp_path / f".autoencoder.pt.otherhost.{writer.pid}.tmp",  # its writer's pid is not ours to check
-            tmp_path / ".autoencoder.pt.99999999999999999999.tmp"]  # no pid at all
+    kept = [
+        tmp_path / f".train_scores.csv.{writer.pid}.tmp",  # another file's: not this writer's business
+        tmp_path / f".autoencoder.pt.otherhost.{writer.pid}.tmp",  # its writer's pid is not ours to check
+        tmp_path / ".autoencoder.pt.99999999999999999999.tmp",
+    ]  # no pid at all
     for name in kept:
         name.write_text("x")
     write_text(path, "second")

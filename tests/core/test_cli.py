@@ -1,4 +1,5 @@
 """The one command line -> configuration path: aliases of dotted keys, later options win, clear errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,10 +13,33 @@ def _parse(argv: list[str], options=RUN_OPTIONS, mode_required=True):
 
 
 def test_aliases_and_dotted_keys_read_yaml_scalars_and_lists():
-    cfg = _parse(["-e", "--system", "classical", "--year", "2023", "--machines", "fan,valve", "--data.workers", "5",
-                  "--force", "--feature.power=1", "--feature.fmax", "null", "--feature.fmin", "1e2"])
+    cfg = _parse(
+        [
+            "-e",
+            "--system",
+            "classical",
+            "--year",
+            "2023",
+            "--machines",
+            "fan,valve",
+            "--data.workers",
+            "5",
+            "--force",
+            "--feature.power=1",
+            "--feature.fmax",
+            "null",
+            "--feature.fmin",
+            "1e2",
+        ]
+    )
     assert (cfg.run.mode, cfg.run.system, cfg.data.year, cfg.data.machines, cfg.data.workers, cfg.run.force) == (
-        "eval", "classical", 2023, ["fan", "valve"], 5, True)
+        "eval",
+        "classical",
+        2023,
+        ["fan", "valve"],
+        5,
+        True,
+    )
     assert (cfg.feature.power, cfg.feature.fmax, cfg.feature.fmin) == (1.0, None, 100.0)
 
 

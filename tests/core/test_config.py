@@ -1,4 +1,5 @@
 """baseline.yaml -> Config: every key typed, choices and ranges checked, unknown keys named."""
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,9 @@ def test_baseline_yaml_loads_with_the_official_defaults():
 
 
 def test_unknown_key_is_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown config key 'data.machine'; valid keys in 'data': root, year, machines"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'data.machine'; valid keys in 'data': root, year, machines"
+    ):
         load_config(overrides={"data.machine": "fan"})
     with pytest.raises(ConfigError, match=r"unknown config key 'trian.epochs': there is no section 'trian'"):
         load_config(overrides={"trian.epochs": 3})
@@ -49,7 +52,11 @@ def test_choices_and_ranges_are_checked_when_the_configuration_is_loaded():
         ("data.on_bad_file", "ignore", "'data.on_bad_file' must be one of error, skip; got 'ignore'"),
         ("beats.tuning", "full", "'beats.tuning' must be one of lora, finetune, frozen; got 'full'"),
         ("beats.augment", ["gaussian_noise", "reverb"], "'beats.augment' must be one of gaussian_noise, time_stretch"),
-        ("classical.statistics", "mean,mode", "'classical.statistics' must be one of mean, std, max, min, median; got 'mode'"),
+        (
+            "classical.statistics",
+            "mean,mode",
+            "'classical.statistics' must be one of mean, std, max, min, median; got 'mode'",
+        ),
         ("decision.threshold_quantile", 1.0, "'decision.threshold_quantile' must be < 1, got 1.0"),
         ("metrics.max_fpr", 0.0, "'metrics.max_fpr' must be > 0, got 0.0"),
         ("run.device", "gpu", "'run.device' must be auto, cpu, cuda or cuda:N, got 'gpu'"),

@@ -1,4 +1,5 @@
 """Decoding clips: the channel policy and every way a WAV can be wrong."""
+
 from __future__ import annotations
 
 import logging
@@ -75,8 +76,10 @@ def test_truncated_wav_is_read_with_a_warning(tmp_path, caplog, subtype, cut):
     with caplog.at_level(logging.WARNING, logger="datasets.audio"):
         wave = read_clip(path, 16000)
     assert len(wave) == (data_bytes - cut) // (data_bytes // 16000)
-    assert caplog.messages == [f"{path}: truncated: its header promises {data_bytes} bytes of audio, the file holds "
-                               f"{data_bytes - cut}; only its first {len(wave) / 16000:.2f} s are used"]
+    assert caplog.messages == [
+        f"{path}: truncated: its header promises {data_bytes} bytes of audio, the file holds "
+        f"{data_bytes - cut}; only its first {len(wave) / 16000:.2f} s are used"
+    ]
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -86,7 +89,7 @@ def test_a_complete_clip_reads_without_a_warning(tmp_path, caplog, streamed):
     if streamed:  # a writer streaming to a pipe cannot go back to fill in the lengths
         header = bytearray(path.read_bytes())
         data = header.index(b"data")
-        header[4:8] = header[data + 4:data + 8] = b"\xff\xff\xff\xff"
+        header[4:8] = header[data + 4 : data + 8] = b"\xff\xff\xff\xff"
         path.write_bytes(header)
     with caplog.at_level(logging.WARNING, logger="datasets.audio"):
         assert len(read_clip(path, 16000)) == 16000

@@ -1,4 +1,5 @@
 """The dataset catalogue against the official baseline's own machine-type and download lists."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,9 @@ def _official_machines(dcase_reference, year, mode):
 def _official_urls(dcase_reference, year):
     stem = f"download_path_{year}" if year >= 2023 else "download_path_legacy"
     entry = _official(dcase_reference, stem)[f"DCASE{year}T2"]
-    return {url.replace("/record/", "/records/") for splits in entry.values() for urls in splits.values() for url in urls}
+    return {
+        url.replace("/record/", "/records/") for splits in entry.values() for urls in splits.values() for url in urls
+    }
 
 
 def test_years_2020_to_2026():
@@ -47,7 +50,10 @@ def test_md5_of_2023_and_mirror_urls():
     info = year_info(2023)
     assert info.archive("dev", "fan").md5 == "9348591e96fb0ad499a1e33b082562fc"
     assert all(info.archive(k, m).md5 for k in ("additional_train", "eval_test") for m in info.eval_machines)
-    assert info.archive("dev", "fan").url("http://127.0.0.1:8000") == "http://127.0.0.1:8000/records/7882613/files/dev_fan.zip"
+    assert (
+        info.archive("dev", "fan").url("http://127.0.0.1:8000")
+        == "http://127.0.0.1:8000/records/7882613/files/dev_fan.zip"
+    )
     assert year_info(2024).archive("additional_train", "RoboticArm").zip_name == "eval_data_RoboticArm_train_r2.zip"
 
 

@@ -1,4 +1,5 @@
 """Clip -> machine_section_attribute class label, with the domain fallback for hidden attributes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,24 +26,37 @@ def _machine(tmp_path: Path, machine: str, names: list[str], table: str | None =
 
 
 def test_attributes_from_the_name_in_their_order(tmp_path):
-    clips = _machine(tmp_path, "fan", ["section_00_source_train_normal_0000_m-n_W_mic_1.wav",
-                                       "section_01_target_train_normal_0003_m-n_X_mic_2.wav"])
+    clips = _machine(
+        tmp_path,
+        "fan",
+        ["section_00_source_train_normal_0000_m-n_W_mic_1.wav", "section_01_target_train_normal_0003_m-n_X_mic_2.wav"],
+    )
     assert [class_label(c) for c in clips] == ["fan_00_m-n_W_mic_1", "fan_01_m-n_X_mic_2"]
 
 
 def test_hidden_or_missing_attributes_fall_back_to_the_domain(tmp_path):
-    clips = _machine(tmp_path, "ToyDrone", ["section_00_source_train_normal_0000_noAttribute.wav",
-                                            "section_00_target_train_normal_0000_noAttribute.wav",
-                                            "section_00_source_train_normal_0001_.wav"])
+    clips = _machine(
+        tmp_path,
+        "ToyDrone",
+        [
+            "section_00_source_train_normal_0000_noAttribute.wav",
+            "section_00_target_train_normal_0000_noAttribute.wav",
+            "section_00_source_train_normal_0001_.wav",
+        ],
+    )
     assert [class_label(c) for c in clips] == ["ToyDrone_00_source", "ToyDrone_00_source", "ToyDrone_00_target"]
     legacy = _machine(tmp_path, "pump", ["normal_id_02_00000000.wav"])  # 2020: no domains, counted as source
     assert class_label(legacy[0]) == "pump_02_source"
 
 
 def test_attribute_table_wins_over_a_hidden_name(tmp_path):
-    (clip,) = _machine(tmp_path, "gearbox", ["section_00_source_train_normal_0000_noAttribute.wav"],
-                       "file_name,d1p,d1v,d2p,d2v\n"
-                       "gearbox/train/section_00_source_train_normal_0000_noAttribute.wav,volt,1.5,wt,150\n")
+    (clip,) = _machine(
+        tmp_path,
+        "gearbox",
+        ["section_00_source_train_normal_0000_noAttribute.wav"],
+        "file_name,d1p,d1v,d2p,d2v\n"
+        "gearbox/train/section_00_source_train_normal_0000_noAttribute.wav,volt,1.5,wt,150\n",
+    )
     assert class_label(clip) == "gearbox_00_volt_1.5_wt_150"
 
 
@@ -52,9 +66,15 @@ def test_real_subset_labels(shared_dir):
 
 
 def test_class_index_is_sorted_and_names_unknown_labels(tmp_path):
-    clips = _machine(tmp_path, "valve", ["section_00_source_train_normal_0000_pat_05.wav",
-                                         "section_00_source_train_normal_0001_pat_03.wav",
-                                         "section_00_source_train_normal_0002_pat_05.wav"])
+    clips = _machine(
+        tmp_path,
+        "valve",
+        [
+            "section_00_source_train_normal_0000_pat_05.wav",
+            "section_00_source_train_normal_0001_pat_03.wav",
+            "section_00_source_train_normal_0002_pat_05.wav",
+        ],
+    )
     index = ClassIndex()
     assert index.fit_transform(clips).tolist() == [1, 0, 1]
     assert index.classes_ == ["valve_00_pat_03", "valve_00_pat_05"]

@@ -1,4 +1,5 @@
 """The demo corpus: DCASE 2024 layout, imbalance, determinism, and anomalies level cannot reveal."""
+
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,9 @@ def test_layout_and_counts(demo_corpus):
         train = machine_clips(raw, machine.name, "train")
         test = machine_clips(raw, machine.name, "test")
         assert Counter(c.domain for c in train) == {"source": 60, "target": 4}
-        assert Counter((c.domain, c.label) for c in test) == {(d, l): 12 for d in ("source", "target") for l in ("normal", "anomaly")}
+        assert Counter((c.domain, c.label) for c in test) == {
+            (d, l): 12 for d in ("source", "target") for l in ("normal", "anomaly")
+        }
         assert {c.attributes[0][0] for c in train} == {machine.attribute}
         assert {c.attributes[0][1] for c in train if c.domain == "target"} <= set(machine.target_values)
         info = sf.info(str(train[0].path))
@@ -34,7 +37,9 @@ def test_evaluation_part_has_anonymous_names_and_an_official_list(demo_corpus):
         assert names == [f"section_00_{i:04d}.wav" for i in range(48)]
         assert all(parse_file_name(n).label is None for n in names)
     labelled = [parse_file_name(r[1]) for r in rows if len(r) == 2]
-    assert Counter((f.domain, f.label) for f in labelled) == {(d, l): 24 for d in ("source", "target") for l in ("normal", "anomaly")}
+    assert Counter((f.domain, f.label) for f in labelled) == {
+        (d, l): 24 for d in ("source", "target") for l in ("normal", "anomaly")
+    }
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -51,7 +56,13 @@ def test_loudness_alone_does_not_find_the_anomalies(demo_corpus):
     for machine in DEV_MACHINES:
         clips = machine_clips(demo_corpus / "dev_data" / "raw", machine.name, "test")
         rms = np.array([np.sqrt(np.mean(sf.read(c.path)[0] ** 2)) for c in clips])
-        m = section_metrics(machine.name, "00", np.array([c.label == "anomaly" for c in clips]),
-                            np.array([c.domain == "target" for c in clips]), rms, np.zeros(len(clips)))
+        m = section_metrics(
+            machine.name,
+            "00",
+            np.array([c.label == "anomaly" for c in clips]),
+            np.array([c.domain == "target" for c in clips]),
+            rms,
+            np.zeros(len(clips)),
+        )
         aucs += [m.auc["source"], m.auc["target"]]
     assert 0.35 < np.mean(aucs) < 0.65

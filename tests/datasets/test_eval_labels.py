@@ -1,4 +1,5 @@
 """datasets.eval_labels: the official list format, and labelling clips on disk."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ import pytest
 from datasets.catalog import year_info
 from datasets.eval_labels import LabelListError, label_machine, parse_label_list, read_label_list
 from datasets.manifest import EVAL_LABELS_FILE, machine_clips, read_eval_labels
-from tests.zenodo_fixtures import clip_names, eval_labels_for, label_list_text, tiny_wav
+from tests.zenodo_fixtures import label_list_text, tiny_wav
 
 SMALL_LIST = (
     "fan\r\n"
@@ -24,7 +25,10 @@ SMALL_LIST = (
 
 def test_small_list_in_the_official_format():
     assert parse_label_list(SMALL_LIST) == {
-        "fan": [("id_01_00000000.wav", "normal_id_01_00000098.wav"), ("id_01_00000001.wav", "anomaly_id_01_00000064.wav")],
+        "fan": [
+            ("id_01_00000000.wav", "normal_id_01_00000098.wav"),
+            ("id_01_00000001.wav", "anomaly_id_01_00000064.wav"),
+        ],
         "ToyCar": [
             ("section_00_0001.wav", "section_00_target_test_anomaly_0001_car_A2_spd_6_mic_2.wav"),
             ("section_00_0002.wav", "section_00_source_normal_0035_weight15_BckgF.wav"),
@@ -33,18 +37,30 @@ def test_small_list_in_the_official_format():
     }
 
 
-@pytest.mark.parametrize("text, why", [
-    ("section_00_0000.wav,section_00_source_test_normal_0000_a_1.wav\n", "before the first machine-type line"),
-    ("fan\nid_01_00000000.wav,normal_id_01_00000098.wav,1\n", "contradicts the label"),
-    ("fan\nid_01_00000000.wav,normal_id_01_00000098.wav,x\n", "must be 0 .normal. or 1"),
-    ("fan\nsection_00_0000.wav,section_00_0001.wav\n", "carries no domain and label"),
-    ("fan\nsection_00_source_test_normal_0000_a.wav,section_00_source_test_normal_0000_a.wav\n", "already carries a label"),
-    ("fan\nsection_00_0000.wav,section_01_source_test_normal_0000_a_1.wav\n", "section 00 .* differs from section 01"),
-    ("fan\nsection_00_0000.wav,section_00_source_test_normal_0000_a_1.wav\nsection_00_0000.wav,section_00_source_test_normal_0001_a_1.wav\n", "appears twice"),
-    ("fan\nhello.wav,section_00_source_test_normal_0000_a_1.wav\n", "matches no DCASE naming scheme"),
-    ("fan\nfan\n", "listed twice"),
-    ("\n", "holds no machine types"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("section_00_0000.wav,section_00_source_test_normal_0000_a_1.wav\n", "before the first machine-type line"),
+        ("fan\nid_01_00000000.wav,normal_id_01_00000098.wav,1\n", "contradicts the label"),
+        ("fan\nid_01_00000000.wav,normal_id_01_00000098.wav,x\n", "must be 0 .normal. or 1"),
+        ("fan\nsection_00_0000.wav,section_00_0001.wav\n", "carries no domain and label"),
+        (
+            "fan\nsection_00_source_test_normal_0000_a.wav,section_00_source_test_normal_0000_a.wav\n",
+            "already carries a label",
+        ),
+        (
+            "fan\nsection_00_0000.wav,section_01_source_test_normal_0000_a_1.wav\n",
+            "section 00 .* differs from section 01",
+        ),
+        (
+            "fan\nsection_00_0000.wav,section_00_source_test_normal_0000_a_1.wav\nsection_00_0000.wav,section_00_source_test_normal_0001_a_1.wav\n",
+            "appears twice",
+        ),
+        ("fan\nhello.wav,section_00_source_test_normal_0000_a_1.wav\n", "matches no DCASE naming scheme"),
+        ("fan\nfan\n", "listed twice"),
+        ("\n", "holds no machine types"),
+    ],
+)
 def test_malformed_lists_are_refused_with_the_line(text, why):
     with pytest.raises(LabelListError, match=why):
         parse_label_list(text, source="my_list.csv")
@@ -105,7 +121,11 @@ def test_2021_style_clips_in_source_and_target_test_folders(tmp_path):
     result = label_machine(machine, parse_label_list(text)["fan"])
     assert result.clips == 6 and len(list((machine / "test_rename").iterdir())) == 6
     clips = machine_clips(tmp_path / "raw", "fan", "test")
-    assert [(c.domain, c.label) for c in clips][:3] == [("source", "normal"), ("source", "anomaly"), ("source", "anomaly")]
+    assert [(c.domain, c.label) for c in clips][:3] == [
+        ("source", "normal"),
+        ("source", "anomaly"),
+        ("source", "anomaly"),
+    ]
 
 
 def test_relabelling_skips_and_force_redoes(eval_corpus):
@@ -120,7 +140,9 @@ def test_a_list_that_does_not_fit_the_clips_writes_nothing(eval_corpus):
     lists = read_label_list(eval_corpus / "eval_data_list_demo.csv")
     machine = eval_corpus / "eval_data" / "raw" / "SynthBlower"
     with pytest.raises(LabelListError, match=r"1 listed clips are not there .* 0 clips there are not listed"):
-        label_machine(machine, lists["SynthBlower"] + [("section_00_9999.wav", "section_00_source_test_normal_9999_a_1.wav")])
+        label_machine(
+            machine, lists["SynthBlower"] + [("section_00_9999.wav", "section_00_source_test_normal_9999_a_1.wav")]
+        )
     with pytest.raises(LabelListError, match=r"0 listed clips are not there and 1 clips there are not listed"):
         label_machine(machine, lists["SynthBlower"][1:])
     assert not (machine / "test_rename").exists() and not (machine / EVAL_LABELS_FILE).exists()

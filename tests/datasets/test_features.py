@@ -1,4 +1,5 @@
 """Log-mel features: parity with the official extractor (librosa), the cache key, the skip policy."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,11 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from core.config import fingerprint, load_config
 from datasets.audio import AudioError, read_clip
 from datasets.feature_cache import Spectrum, cached_features, cached_log_mels, feature_key, kind_key
 from datasets.features import EXTRACTOR_VERSION, log_mel_spectrogram, log_spectrum
 from datasets.manifest import machine_clips
-from core.config import fingerprint, load_config
 
 
 @pytest.fixture
@@ -36,16 +37,24 @@ def test_log_mel_matches_librosa_on_a_real_clip(shared_dir, cfg):
 
 def test_every_feature_parameter_changes_the_cache_key(cfg):
     base = feature_key(cfg.data, cfg.feature)
-    changed = {"n_fft": 2048, "win_length": 512, "hop_length": 256, "n_mels": 64, "power": 1.0, "fmin": 50.0,
-               "fmax": 7000.0}
+    changed = {
+        "n_fft": 2048,
+        "win_length": 512,
+        "hop_length": 256,
+        "n_mels": 64,
+        "power": 1.0,
+        "fmin": 50.0,
+        "fmax": 7000.0,
+    }
     for key, value in changed.items():
         assert feature_key(cfg.data, dataclasses.replace(cfg.feature, **{key: value})) != base, key
     assert feature_key(dataclasses.replace(cfg.data, channel=1), cfg.feature) != base
     assert feature_key(dataclasses.replace(cfg.data, sample_rate=32000), cfg.feature) != base
     assert feature_key(dataclasses.replace(cfg.data, workers=8), cfg.feature) == base
     # the key of caches written before other feature kinds existed: they stay valid
-    assert base == fingerprint({"feature": dataclasses.asdict(cfg.feature), "sample_rate": 16000, "channel": 0,
-                                "extractor": EXTRACTOR_VERSION})
+    assert base == fingerprint(
+        {"feature": dataclasses.asdict(cfg.feature), "sample_rate": 16000, "channel": 0, "extractor": EXTRACTOR_VERSION}
+    )
 
 
 def test_log_spectrum_by_hand():
@@ -63,7 +72,10 @@ def test_log_spectrum_by_hand():
 
 def test_a_second_feature_kind_has_its_own_key_and_cache(demo_corpus, cfg, tmp_path):
     clips = machine_clips(demo_corpus / "dev_data" / "raw", "SynthFan", "test")[:2]
-    assert kind_key(cfg.data, Spectrum(512)) not in (kind_key(cfg.data, Spectrum(1024)), feature_key(cfg.data, cfg.feature))
+    assert kind_key(cfg.data, Spectrum(512)) not in (
+        kind_key(cfg.data, Spectrum(1024)),
+        feature_key(cfg.data, cfg.feature),
+    )
     kept, spectra = cached_features(clips, cfg.data, Spectrum(512), None, allow_skip=False)
     assert kept == clips and [s.shape for s in spectra] == [(512,), (512,)]
     assert np.array_equal(spectra[0], log_spectrum(read_clip(clips[0].path, 16000), 512))
@@ -144,7 +156,8 @@ def test_warnings_of_the_extraction_workers_reach_the_log(demo_corpus, cfg, tmp_
     sf.write(silent, np.zeros(16000, np.float32), 16000, subtype="PCM_16")
     parallel = dataclasses.replace(cfg.data, workers=2)
     with caplog.at_level(logging.WARNING):
-        kept, _ = cached_log_mels(machine_clips(tmp_path / "raw", "SynthFan", "train"), parallel, cfg.feature, None,
-                                  allow_skip=False)
+        kept, _ = cached_log_mels(
+            machine_clips(tmp_path / "raw", "SynthFan", "train"), parallel, cfg.feature, None, allow_skip=False
+        )
     assert len(kept) == 2
     assert caplog.messages == [f"{silent}: every sample is 0 (digital silence): check the recording"]

@@ -1,4 +1,5 @@
 """datasets.fetch.fetch against a real HTTP server on 127.0.0.1: resume, retry, restart, md5."""
+
 from __future__ import annotations
 
 import hashlib
@@ -93,7 +94,11 @@ def test_missing_file_fails_at_once_without_retries(file_server, tmp_path):
 
 def test_unreachable_server_gives_up_after_the_retries(tmp_path):
     with pytest.raises(DownloadError, match="after 3 attempts"):
-        fetch("http://127.0.0.1:9/x.zip", tmp_path / "x.zip", settings=FetchSettings(retries=2, backoff_seconds=0.01, timeout_seconds=2))
+        fetch(
+            "http://127.0.0.1:9/x.zip",
+            tmp_path / "x.zip",
+            settings=FetchSettings(retries=2, backoff_seconds=0.01, timeout_seconds=2),
+        )
 
 
 def test_remote_size_from_head(file_server):

@@ -1,4 +1,5 @@
 """Folder layouts -> Clip records, attribute tables, evaluation labels, and the layout errors."""
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +26,13 @@ def test_real_subset_clips_with_attribute_values(shared_dir):
     assert [c.name for c in test] == sorted(c.name for c in test)
     clip = test[0]
     assert (clip.machine, clip.section, clip.domain, clip.split, clip.label, clip.index) == (
-        "slider", "00", "source", "test", "normal", 27)
+        "slider",
+        "00",
+        "source",
+        "test",
+        "normal",
+        27,
+    )
     assert clip.attributes == (("vel", "730"), ("ac", "0.11"))
 
 
@@ -33,8 +40,8 @@ def test_attribute_table_wins_over_the_name(tmp_path):
     machine = tmp_path / "gearbox"
     _wav(machine / "train" / "section_00_source_train_normal_0000_noAttribute.wav")
     (machine / "attributes_00.csv").write_text(
-        "file_name,d1p,d1v,d2p,d2v\n"
-        "gearbox/train/section_00_source_train_normal_0000_noAttribute.wav,volt,1.5,wt,150\n")
+        "file_name,d1p,d1v,d2p,d2v\ngearbox/train/section_00_source_train_normal_0000_noAttribute.wav,volt,1.5,wt,150\n"
+    )
     (clip,) = machine_clips(tmp_path, "gearbox", "train")
     assert clip.attributes == (("volt", "1.5"), ("wt", "150"))
     assert clip.attribute_string == "noAttribute"
@@ -45,17 +52,23 @@ def test_2021_development_test_folders(tmp_path):
     _wav(tmp_path / "fan" / "source_test" / "section_00_source_test_anomaly_0000.wav")
     _wav(tmp_path / "fan" / "target_test" / "section_00_target_test_normal_0000.wav")
     clips = machine_clips(tmp_path, "fan", "test")
-    assert [(c.domain, c.label, c.split) for c in clips] == [("source", "anomaly", "test"), ("target", "normal", "test")]
+    assert [(c.domain, c.label, c.split) for c in clips] == [
+        ("source", "anomaly", "test"),
+        ("target", "normal", "test"),
+    ]
 
 
 def test_evaluation_labels_give_anonymous_clips_their_truth(tmp_path):
     _wav(tmp_path / "Vacuum" / "test" / "section_00_0000.wav")
     _wav(tmp_path / "Vacuum" / "test" / "section_00_0001.wav")
     (tmp_path / "Vacuum" / "eval_labels.csv").write_text(
-        "section_00_0000.wav,section_00_target_test_anomaly_0001_noAttribute.wav\n")
+        "section_00_0000.wav,section_00_target_test_anomaly_0001_noAttribute.wav\n"
+    )
     clips = machine_clips(tmp_path, "Vacuum", "test")
     assert [(c.name, c.domain, c.label, c.is_labelled) for c in clips] == [
-        ("section_00_0000.wav", "target", "anomaly", True), ("section_00_0001.wav", None, None, False)]
+        ("section_00_0000.wav", "target", "anomaly", True),
+        ("section_00_0001.wav", None, None, False),
+    ]
 
 
 def test_three_accepted_layouts(tmp_path, demo_corpus):
@@ -81,8 +94,10 @@ def test_a_clip_with_another_channel_count_among_your_own_recordings_is_named(tm
     _wav(tmp_path / "pump" / "train" / "section_00_source_train_normal_0000_.wav", channels=2)  # all stereo: fine
     with caplog.at_level(logging.WARNING, logger="datasets.audio"):
         assert open_dataset(tmp_path, 2024, "dev", []).expected_channels is None
-    assert caplog.messages == [f"fan: mixed channel counts, most clips have 1 but 1 of 5 do not (data.channel of "
-                               f"each is used): {stereo} (2 ch)"]
+    assert caplog.messages == [
+        f"fan: mixed channel counts, most clips have 1 but 1 of 5 do not (data.channel of "
+        f"each is used): {stereo} (2 ch)"
+    ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="datasets.audio"):
         open_dataset(tmp_path, 2024, "dev", ["pump"])
@@ -96,8 +111,10 @@ def test_a_warning_about_many_odd_clips_names_ten(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="datasets.audio"):
         open_dataset(tmp_path, 2024, "dev", [])
     named = ", ".join(f"{tmp_path / 'valve' / 'train' / name} (2 ch)" for name in names[12:22])
-    assert caplog.messages == [f"valve: mixed channel counts, most clips have 1 but 11 of 23 do not (data.channel of "
-                               f"each is used): {named} and 1 more"]
+    assert caplog.messages == [
+        f"valve: mixed channel counts, most clips have 1 but 11 of 23 do not (data.channel of "
+        f"each is used): {named} and 1 more"
+    ]
 
 
 def test_missing_data_root_says_which_download_to_run(tmp_path):

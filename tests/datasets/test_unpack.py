@@ -1,4 +1,5 @@
 """datasets.unpack on zips built in the DCASE layout: atomic, checked, merged, marked, skipped."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,7 +23,12 @@ def test_dev_zip_unpacks_into_the_machine_folder_with_a_marker(tmp_path):
     zip_path = write_zip(tmp_path / "zips" / "dev_fan.zip", build_zip("fan", clip_names("dev")))
     result = unpack_archive(zip_path, raw, "fan", "dev", EXPECTED("dev", "fan"), sections=("00",))
     assert result.clips == {"train": 1000, "test": 200} and not result.skipped
-    assert sorted(p.name for p in (raw / "fan").iterdir()) == [".completed_dev_fan.zip", "attributes_00.csv", "test", "train"]
+    assert sorted(p.name for p in (raw / "fan").iterdir()) == [
+        ".completed_dev_fan.zip",
+        "attributes_00.csv",
+        "test",
+        "train",
+    ]
     assert len(machine_clips(raw, "fan", "test")) == 200
     assert not (tmp_path / "dev_data" / ".tmp").exists()
     assert zip_path.exists()  # the caller decides whether to keep it
@@ -43,7 +49,9 @@ def test_rerun_skips_and_force_redoes(tmp_path):
 
 def test_additional_train_and_eval_test_share_the_machine_folder(tmp_path):
     raw = tmp_path / "eval_data" / "raw"
-    train_zip = write_zip(tmp_path / "eval_data_bandsaw_train.zip", build_zip("bandsaw", clip_names("additional_train", train=20)))
+    train_zip = write_zip(
+        tmp_path / "eval_data_bandsaw_train.zip", build_zip("bandsaw", clip_names("additional_train", train=20))
+    )
     test_zip = write_zip(tmp_path / "eval_data_bandsaw_test.zip", build_zip("bandsaw", clip_names("eval_test", test=8)))
     unpack_archive(train_zip, raw, "bandsaw", "additional_train", {"train": 20})
     unpack_archive(test_zip, raw, "bandsaw", "eval_test", {"test": 8})
@@ -64,7 +72,12 @@ def test_top_folder_with_another_name_or_none(tmp_path):
         zip_path = write_zip(raw.parent / "dev_fan.zip", build_zip("fan", clip_names("dev", train=10, test=8), top=top))
         result = unpack_archive(zip_path, raw, "fan", "dev")
         assert result.clips == {"train": 10, "test": 8}
-        assert sorted(p.name for p in (raw / "fan").iterdir()) == [".completed_dev_fan.zip", "attributes_00.csv", "test", "train"]
+        assert sorted(p.name for p in (raw / "fan").iterdir()) == [
+            ".completed_dev_fan.zip",
+            "attributes_00.csv",
+            "test",
+            "train",
+        ]
 
 
 def test_2021_source_and_target_test_folders(tmp_path):
@@ -94,7 +107,9 @@ def test_truncated_zip_stops_names_the_file_and_leaves_nothing(tmp_path):
 
 def test_corrupt_member_crc_stops_and_leaves_an_existing_machine_folder_intact(tmp_path):
     raw = tmp_path / "raw"
-    train_zip = write_zip(tmp_path / "eval_data_grinder_train.zip", build_zip("grinder", clip_names("additional_train", train=10)))
+    train_zip = write_zip(
+        tmp_path / "eval_data_grinder_train.zip", build_zip("grinder", clip_names("additional_train", train=10))
+    )
     unpack_archive(train_zip, raw, "grinder", "additional_train")
     before = sorted(p.name for p in (raw / "grinder").rglob("*"))
 
@@ -130,7 +145,9 @@ def test_clips_of_another_section_or_naming_scheme_are_refused(tmp_path):
     zip_path = write_zip(tmp_path / "dev_fan.zip", build_zip("fan", clip_names("dev", train=10, test=8, section="03")))
     with pytest.raises(UnpackError, match="section 03"):
         unpack_archive(zip_path, tmp_path / "raw", "fan", "dev", sections=("00",))
-    odd = write_zip(tmp_path / "dev_pump.zip", build_zip("pump", {"train": ["hello.wav"], "test": ["section_00_0000.wav"]}))
+    odd = write_zip(
+        tmp_path / "dev_pump.zip", build_zip("pump", {"train": ["hello.wav"], "test": ["section_00_0000.wav"]})
+    )
     with pytest.raises(UnpackError, match="matches no DCASE naming scheme"):
         unpack_archive(odd, tmp_path / "raw", "pump", "dev")
 

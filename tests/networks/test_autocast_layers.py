@@ -15,11 +15,12 @@ before batch normalisation). The whole autoencoder is not compared, only its lay
 pre-activation changes sign between the two precisions its ReLUs route the gradient differently,
 a legitimate difference of several percent.
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -69,24 +70,29 @@ def _head(name: str) -> Callable[[BEATs, dict], Case]:
         embeddings = 3 * _randn(4, 16)[labels] + _randn(12, 16)
         head = get_head(name, 16, 4, subclusters=3, margin=0.5, scale=30.0)
         return head, [embeddings, labels], lambda m, x, y: m(x, y)[0]
+
     return build
 
 
 def _autoencoder_part(part: Callable[[DenseAutoencoder], nn.Module], width: int) -> Callable[[BEATs, dict], Case]:
     """A part of the real network (640 -> 128 -> 8 -> 128 -> 640) on context vectors or ReLU outputs."""
+
     def build(b: BEATs, g: dict) -> Case:
         x = 3 * _randn(256, 640) + 1 if width == 640 else torch.relu(_randn(256, width))
         return part(DenseAutoencoder(640, [128, 8], momentum=0.01, eps=1e-3)), [x], lambda m, x: m(x)
+
     return build
 
 
 def _auxiliary_conv(dims: int, stride: int) -> Callable[[BEATs, dict], Case]:
     """A convolution of the auxiliary network's residual blocks and the batch normalisation after it
     (its ReLUs are left out, as the autoencoder's: a sign flip reroutes a gradient legitimately)."""
+
     def build(b: BEATs, g: dict) -> Case:
         block = ResidualBlock(dims, 8, 16, stride)
         x = _randn(4, 8, 20, 16) if dims == 2 else _randn(4, 8, 64)
         return nn.Sequential(block.conv1, block.norm2), [x], lambda m, x: m(x)
+
     return build
 
 
@@ -96,16 +102,32 @@ CASES: dict[str, Callable[[BEATs, dict], Case]] = {
     "BEATs patch embedding (Conv2d)": lambda b, g: (b, [g["fbank"]], lambda m, x: m.patch_embedding(x.unsqueeze(1))),
     "BEATs LayerNorm": lambda b, g: (b, [3 * g["patch_tokens_ln"] + 1], lambda m, x: m.layer_norm(x)),
     "BEATs input projection (Linear)": lambda b, g: (b, [g["patch_tokens_ln"]], lambda m, x: m.post_extract_proj(x)),
-    "BEATs positional convolution": lambda b, g: (b, [g["patch_tokens_proj"]],
-                                                  lambda m, x: m.encoder.pos_conv(x.transpose(1, 2))),
+    "BEATs positional convolution": lambda b, g: (
+        b,
+        [g["patch_tokens_proj"]],
+        lambda m, x: m.encoder.pos_conv(x.transpose(1, 2)),
+    ),
     "BEATs self-attention (gated position bias, padding mask)": lambda b, g: (
-        b.encoder, [g["encoder_input_ln"], g["features_padding_mask"]], _attention),
+        b.encoder,
+        [g["encoder_input_ln"], g["features_padding_mask"]],
+        _attention,
+    ),
     "BEATs encoder layer": lambda b, g: (b.encoder, [g["layer0_out"], g["features_padding_mask"]], _encoder_layer),
-    "BEATs encoder, waveform to features": lambda b, g: (b, [g["waveform"], g["padding_mask"]],
-                                                         lambda m, w, k: m.extract_features(w, k)[0]),
-    "attentive statistics pooling": lambda b, g: (AttentiveStatisticsPooling(64, 32),
-                                                  [g["features"], g["features_padding_mask"]], lambda m, x, k: m(x, k)),
-    "mean pooling": lambda b, g: (MeanPooling(64), [g["features"], g["features_padding_mask"]], lambda m, x, k: m(x, k)),
+    "BEATs encoder, waveform to features": lambda b, g: (
+        b,
+        [g["waveform"], g["padding_mask"]],
+        lambda m, w, k: m.extract_features(w, k)[0],
+    ),
+    "attentive statistics pooling": lambda b, g: (
+        AttentiveStatisticsPooling(64, 32),
+        [g["features"], g["features_padding_mask"]],
+        lambda m, x, k: m(x, k),
+    ),
+    "mean pooling": lambda b, g: (
+        MeanPooling(64),
+        [g["features"], g["features_padding_mask"]],
+        lambda m, x, k: m(x, k),
+    ),
     "adacos head": _head("adacos"),
     "arcface head": _head("arcface"),
     "subcluster_adacos head": _head("subcluster_adacos"),

@@ -1,4 +1,5 @@
 """Cosine k-NN to per-section source/target banks with leave-one-out standardisation: exact values."""
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,8 @@ def test_knn_distance_by_hand_with_and_without_leave_one_out():
     queries = np.array([_angle(0), _angle(80)])
     assert knn_distance(queries, bank, 1).tolist() == pytest.approx([0.0, 1 - math.cos(math.radians(10))])
     assert knn_distance(queries, bank, 2).tolist() == pytest.approx(
-        [(1 - math.cos(math.radians(60))) / 2, (2 - math.cos(math.radians(10)) - math.cos(math.radians(20))) / 2])
+        [(1 - math.cos(math.radians(60))) / 2, (2 - math.cos(math.radians(10)) - math.cos(math.radians(20))) / 2]
+    )
     # leave-one-out: each bank member against the others, even if a duplicate exists
     duplicated = np.array([_angle(0), _angle(0), _angle(90)])
     assert knn_distance(duplicated, duplicated, 1, exclude=np.arange(3)).tolist() == pytest.approx([0.0, 0.0, 1.0])

@@ -1,4 +1,5 @@
 """Selective Mahalanobis scorer: streaming moments, closed-form distances, the official reduction."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -86,7 +87,9 @@ def test_fewer_vectors_than_dimensions_still_give_non_negative_distances():
     """A target domain with few clips (the demo corpus: 236 residual vectors in 640 dimensions)
     has a singular covariance, summed in float32; the loaded inverse must stay positive definite."""
     rng = np.random.default_rng(5)
-    source = torch.from_numpy(rng.standard_normal((400, 64)).astype(np.float32) * np.linspace(0.01, 10, 64).astype(np.float32))
+    source = torch.from_numpy(
+        rng.standard_normal((400, 64)).astype(np.float32) * np.linspace(0.01, 10, 64).astype(np.float32)
+    )
     target = torch.from_numpy(rng.standard_normal((20, 64)).astype(np.float32) * 3)
     moments = {"source": ResidualMoments(64).update(source), "target": ResidualMoments(64).update(target)}
     scorer = SelectiveMahalanobis(ridge=1e-6).fit(moments)

@@ -1,4 +1,5 @@
 """Margin heads: exact logits on hand examples, the adaptive scale, the registry, learning a toy task."""
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """Per-section, per-domain Gaussians of embeddings: distances by hand, exact leave-one-out, fallbacks."""
+
 from __future__ import annotations
 
 import logging
@@ -35,7 +36,7 @@ def test_distances_and_leave_one_out_match_a_refit(banks):
         query = np.array([[1.0, -2.0, 0.5, 0.0, 3.0, 1.0]])
         assert scorer._distances(query, key, leave_out=False) == pytest.approx(_distance(query, members, loading))
         # each member against a Gaussian refitted without it (same loading): the closed form is exact
-        refit = [_distance(members[i:i + 1], np.delete(members, i, axis=0), loading)[0] for i in range(len(members))]
+        refit = [_distance(members[i : i + 1], np.delete(members, i, axis=0), loading)[0] for i in range(len(members))]
         assert scorer._distances(members, key, leave_out=True) == pytest.approx(refit, rel=1e-8)
         assert scorer.stats_[key] == pytest.approx((np.mean(refit), np.std(refit)))
 
@@ -43,8 +44,10 @@ def test_distances_and_leave_one_out_match_a_refit(banks):
 def test_the_smaller_standardised_distance_wins_and_training_clips_are_left_out(banks):
     x, domains, scorer = banks
     query = np.array([[4.0] * 6, [0.0] * 6])
-    per_bank = [(scorer._distances(query, key, False) - scorer.stats_[key][0]) / scorer.stats_[key][1]
-                for key in (("fan", "00", "source"), ("fan", "00", "target"))]
+    per_bank = [
+        (scorer._distances(query, key, False) - scorer.stats_[key][0]) / scorer.stats_[key][1]
+        for key in (("fan", "00", "source"), ("fan", "00", "target"))
+    ]
     assert scorer.score(query, ["fan"] * 2, ["00"] * 2) == pytest.approx(np.minimum(*per_bank))
     as_new = scorer.score(x, ["fan"] * 45, ["00"] * 45)
     assert np.isfinite(scorer.train_scores_).all() and np.all(as_new <= scorer.train_scores_ + 1e-9)

@@ -1,4 +1,5 @@
 """Our metrics against the official evaluator's and baseline's own output files (to 1e-6)."""
+
 from __future__ import annotations
 
 import csv
@@ -59,7 +60,10 @@ def test_baseline_result_files(dev_case):
 
 def test_summary_tables_of_the_official_summarizer(dcase_reference):
     base = dcase_reference / "golden_metrics" / "dev2024_baseline_medium"
-    systems = {f"baseline_{m}": evaluate_folder(base / m / "scores", load_truth(base / m / "scores")) for m in ("MAHALA", "MSE")}
+    systems = {
+        f"baseline_{m}": evaluate_folder(base / m / "scores", load_truth(base / m / "scores"))
+        for m in ("MAHALA", "MSE")
+    }
     golden = _rows(base / "DCASE2024T2_auc_pauc_extract.csv")
     _assert_rows_equal(summary_rows(systems, golden[0][4:]), golden)
 
@@ -69,8 +73,10 @@ def test_evaluation_set_with_ties_and_shuffled_rows(dcase_reference):
     truths = read_ground_truth(dcase_reference / "official_lists" / "evaluator_2024")
     assert len(truths) == 9 and all(len(t.labels) == 200 for t in truths)
     results = evaluate_folder(case / "scores", truths)
-    _assert_rows_equal(evaluator_rows(results, pooled_ci95(read_sections(case / "scores", truths))),
-                       _rows(case / "evaluator_output" / "ties_system_result.csv"))
+    _assert_rows_equal(
+        evaluator_rows(results, pooled_ci95(read_sections(case / "scores", truths))),
+        _rows(case / "evaluator_output" / "ties_system_result.csv"),
+    )
     paper = _rows(case / "evaluator_output" / "teams_official_score_paper.csv")
     _assert_rows_equal(summary_rows({"ties_system": results}, paper[0][4:]), paper)
     official = _rows(case / "evaluator_output" / "teams_official_score.csv")
@@ -99,15 +105,24 @@ def test_legacy_rankings():
     scores = np.array([0.1, 0.4, 0.3, 0.9, 0.2, 0.5, 0.6, 0.7])
     m = section_metrics("fan", "00", anomaly, target, scores, np.zeros(8))
     assert official_score([m], "dcase2020") == pytest.approx(np.mean([m.auc_domain["source"], m.pauc_domain["source"]]))
-    hm = 4 / sum(1 / v for v in (m.auc_domain["source"], m.auc_domain["target"], m.pauc_domain["source"], m.pauc_domain["target"]))
+    hm = 4 / sum(
+        1 / v
+        for v in (m.auc_domain["source"], m.auc_domain["target"], m.pauc_domain["source"], m.pauc_domain["target"])
+    )
     assert official_score([m], "dcase2021") == pytest.approx(hm)
     with pytest.raises(ValueError, match="unknown ranking"):
         official_score([m], "dcase2019")
 
 
 def test_a_domain_without_clips_gives_empty_cells_not_a_crash():
-    m = section_metrics("ToyCar", "01", np.array([0, 0, 1, 1], bool), np.zeros(4, bool), np.array([0.1, 0.2, 0.3, 0.4]),
-                        np.array([0, 0, 1, 1]))
+    m = section_metrics(
+        "ToyCar",
+        "01",
+        np.array([0, 0, 1, 1], bool),
+        np.zeros(4, bool),
+        np.array([0.1, 0.2, 0.3, 0.4]),
+        np.array([0, 0, 1, 1]),
+    )
     assert np.isnan(m.auc["target"]) and m.auc["source"] == 1.0
     assert machine_result_rows([m])[1][2] == ""
 
@@ -118,7 +133,8 @@ def test_missing_classes_name_the_domain_and_the_undefined_values():
     target = np.array([0, 0, 0, 0, 1, 1], bool)
     gaps = missing_classes(anomaly, target)
     assert [str(g) for g in gaps] == [
-        "target domain has no anomalous clips: pAUC (target), AUC over target clips (2021 ranking) undefined"]
+        "target domain has no anomalous clips: pAUC (target), AUC over target clips (2021 ranking) undefined"
+    ]
     m = section_metrics("fan", "00", anomaly, target, np.array([0.1, 0.2, 0.8, 0.3, 0.5, 0.9]), np.zeros(6))
     assert m.auc["target"] == pytest.approx(0.25)  # target normals vs the source anomalies: defined
     assert np.isnan(m.pauc_domain["target"]) and np.isnan(m.auc_domain["target"])
@@ -128,16 +144,24 @@ def test_missing_classes_name_the_domain_and_the_undefined_values():
     no_target = missing_classes(np.array([0, 1], bool), np.array([0, 0], bool))
     assert [(g.domain, g.missing) for g in no_target] == [("target", "any")]
     assert [str(g) for g in missing_classes(np.zeros(4, bool), np.array([0, 0, 1, 1], bool))] == [
-        "section has no anomalous clips: every AUC and pAUC undefined"]
+        "section has no anomalous clips: every AUC and pAUC undefined"
+    ]
     assert missing_classes(np.ones(2, bool), np.array([0, 1], bool))[0].missing == "normal"
     assert missing_classes(np.array([0, 1, 0, 1], bool), np.array([0, 0, 1, 1], bool)) == []
 
 
 def test_the_official_score_averages_the_defined_values_only():
-    complete = section_metrics("fan", "00", np.array([0, 1, 0, 1], bool), np.array([0, 0, 1, 1], bool),
-                               np.array([0.1, 0.9, 0.2, 0.6]), np.zeros(4))
-    no_anomalies = section_metrics("pump", "00", np.zeros(4, bool), np.array([0, 0, 1, 1], bool),
-                                   np.array([0.1, 0.9, 0.2, 0.6]), np.zeros(4))
+    complete = section_metrics(
+        "fan",
+        "00",
+        np.array([0, 1, 0, 1], bool),
+        np.array([0, 0, 1, 1], bool),
+        np.array([0.1, 0.9, 0.2, 0.6]),
+        np.zeros(4),
+    )
+    no_anomalies = section_metrics(
+        "pump", "00", np.zeros(4, bool), np.array([0, 0, 1, 1], bool), np.array([0.1, 0.9, 0.2, 0.6]), np.zeros(4)
+    )
     assert all(np.isnan(v) for v in score_values([no_anomalies]))
     assert np.isnan(official_score([no_anomalies]))
     assert official_score([complete, no_anomalies]) == official_score([complete]) == pytest.approx(1.0)
@@ -146,8 +170,10 @@ def test_the_official_score_averages_the_defined_values_only():
     assert pump[:6] == ["00", "", "", "", "", ""]  # AUC (source, target), pAUC (all, source, target): empty cells
     assert result_rows([no_anomalies], "dcase2022", official_score([no_anomalies]))[-2] == ["official score", ""]
     evaluator = evaluator_rows([no_anomalies], jackknife_ci95(np.zeros(4, bool), np.arange(4.0)))
-    assert evaluator[2][:5] == ["00", "", "", "", ""] and evaluator[-3:-1] == [["official score", "", ""],
-                                                                                ["official score ci95", "", ""]]
+    assert evaluator[2][:5] == ["00", "", "", "", ""] and evaluator[-3:-1] == [
+        ["official score", "", ""],
+        ["official score ci95", "", ""],
+    ]
     table = summary_rows({"sys": [complete, no_anomalies]}, ["fan", "pump"])
     assert table[1] == ["sys", "AUC (source)", 1.0, 1.0, 1.0, ""]
 

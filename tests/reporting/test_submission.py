@@ -1,4 +1,5 @@
 """Submission CSVs byte for byte, and strict reading of score files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ def test_written_files_are_byte_identical_to_the_baselines(dcase_reference, tmp_
     scores = read_value_file(golden / f"anomaly_score_{machine}_section_00_test.csv")
     decisions = read_value_file(golden / f"decision_result_{machine}_section_00_test.csv")
     names = list(reversed(list(scores)))  # any input order: rows come out in file-name order
-    write_section_files(tmp_path, machine, "00", names, np.array([scores[n] for n in names]),
-                        np.array([decisions[n] for n in names]))
+    write_section_files(
+        tmp_path, machine, "00", names, np.array([scores[n] for n in names]), np.array([decisions[n] for n in names])
+    )
     for kind in ("anomaly_score", "decision_result"):
         name = f"{kind}_{machine}_section_00_test.csv"
         golden_lines = (golden / name).read_bytes().splitlines(keepends=True)
@@ -75,8 +77,11 @@ def test_gamma_threshold_falls_back_on_degenerate_scores():
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_a_non_finite_score_is_refused_before_anything_is_written(tmp_path, value):
     names = ["section_00_source_test_normal_0001_a.wav", "section_00_target_test_anomaly_0002_a.wav"]
-    with pytest.raises(SubmissionError, match=rf"^fan section 00: the system produced a non-finite score \({value}\) "
-                                              rf"for section_00_target_test_anomaly_0002_a.wav; retrain"):
+    with pytest.raises(
+        SubmissionError,
+        match=rf"^fan section 00: the system produced a non-finite score \({value}\) "
+        rf"for section_00_target_test_anomaly_0002_a.wav; retrain",
+    ):
         write_section_files(tmp_path, "fan", "00", names, np.array([0.5, value]), np.array([0, 1]))
     assert list(tmp_path.iterdir()) == []
 

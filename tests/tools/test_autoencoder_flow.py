@@ -1,6 +1,7 @@
 """The autoencoder through its entry points: train and score the demo corpus (quality floor,
 official files; the drivers' main() in this process, to spare the imports of a new one), kill a
 real training process and resume it, and the errors users meet, from real processes."""
+
 from __future__ import annotations
 
 import csv
@@ -72,13 +73,24 @@ def test_scores_are_well_above_chance_and_the_official_files_are_written(trained
 
 
 def test_a_killed_training_resumes_from_its_last_epoch_and_finishes(demo_corpus, tmp_path):
-    args = ["./01_train.sh", "-d", "--system", "autoencoder", "--data-root", str(demo_corpus), "--machines",
-            "SynthFan", "--autoencoder.epochs", "20"] + run_dirs(tmp_path)
+    args = [
+        "./01_train.sh",
+        "-d",
+        "--system",
+        "autoencoder",
+        "--data-root",
+        str(demo_corpus),
+        "--machines",
+        "SynthFan",
+        "--autoencoder.epochs",
+        "20",
+    ] + run_dirs(tmp_path)
     log_file = tmp_path / "models" / "dev_data" / "autoencoder" / "train.log"
     model_dir = tmp_path / "models" / "dev_data" / "autoencoder" / "SynthFan"
     env = {**os.environ, "PYTHON": sys.executable}
-    process = subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 300
         while "epoch 3/20" not in (log_file.read_text() if log_file.is_file() else ""):
@@ -105,8 +117,10 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_finishes(demo_corpus,
 
 
 def test_scoring_without_a_trained_model_names_the_training_command(demo_corpus, tmp_path):
-    done = run_script(["./02_test.sh", "-d", "--system", "autoencoder", "--data-root", str(demo_corpus), "--score",
-                       "mahala"] + run_dirs(tmp_path))
+    done = run_script(
+        ["./02_test.sh", "-d", "--system", "autoencoder", "--data-root", str(demo_corpus), "--score", "mahala"]
+        + run_dirs(tmp_path)
+    )
     assert done.returncode == 1
     assert "./01_train.sh -d --system autoencoder" in done.stderr
 
@@ -117,8 +131,24 @@ def test_a_corrupt_test_clip_is_reported_by_name(trained, demo_corpus, tmp_path)
     shutil.copytree(demo_corpus / "dev_data" / "raw" / "SynthFan", corpus / "dev_data" / "raw" / "SynthFan")
     broken = sorted((corpus / "dev_data" / "raw" / "SynthFan" / "test").glob("*.wav"))[5]
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(100))
-    done = run_script(["./02_test.sh", "-d", "--system", "autoencoder", "--data-root", str(corpus), "--score", "mse",
-                       "--run.model_dir", str(tmp / "models"), "--run.result_dir", str(tmp_path / "results"),
-                       "--data.cache_dir", str(tmp_path / "cache")] + QUICK)
+    done = run_script(
+        [
+            "./02_test.sh",
+            "-d",
+            "--system",
+            "autoencoder",
+            "--data-root",
+            str(corpus),
+            "--score",
+            "mse",
+            "--run.model_dir",
+            str(tmp / "models"),
+            "--run.result_dir",
+            str(tmp_path / "results"),
+            "--data.cache_dir",
+            str(tmp_path / "cache"),
+        ]
+        + QUICK
+    )
     assert done.returncode == 1
     assert broken.name in done.stderr and "cannot be decoded" in done.stderr

@@ -1,6 +1,7 @@
 """The auxiliary system through the real entry points on the demo corpus, on the CPU with a small
 network: 01 -> 02 with each scorer and a quality floor; a training process killed and resumed;
 machine types missing from training."""
+
 from __future__ import annotations
 
 import csv
@@ -22,9 +23,22 @@ SCORERS = ["knn", "mahala", "softmax"]
 EPOCHS = 6
 # A smaller network than the default (three stages of one block), an ensemble of three (one network
 # varies a lot with its seed on 256 clips), one thread (the test machine is shared).
-SMALL = ["--system", "auxiliary", "--auxiliary.channels", "[16,32,64]", "--auxiliary.blocks", "1",
-         "--auxiliary.epochs", str(EPOCHS), "--auxiliary.ensemble", "3", "--auxiliary.threads", "1",
-         "--data.workers", "1"]
+SMALL = [
+    "--system",
+    "auxiliary",
+    "--auxiliary.channels",
+    "[16,32,64]",
+    "--auxiliary.blocks",
+    "1",
+    "--auxiliary.epochs",
+    str(EPOCHS),
+    "--auxiliary.ensemble",
+    "3",
+    "--auxiliary.threads",
+    "1",
+    "--data.workers",
+    "1",
+]
 
 
 def _train_scores(model_dir: Path) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -43,9 +57,11 @@ def _quality(result_dir: Path) -> dict[str, float]:
     with (result_dir / "result.csv").open(newline="") as f:
         rows = [r for r in csv.reader(f) if r]
     sections = [r for r in rows if r[0] == "00"]
-    return {"official": next(float(r[1]) for r in rows if r[0] == "official score"),
-            "auc_source": float(np.mean([float(r[1]) for r in sections])),
-            "auc_target": float(np.mean([float(r[2]) for r in sections]))}
+    return {
+        "official": next(float(r[1]) for r in rows if r[0] == "official score"),
+        "auc_source": float(np.mean([float(r[1]) for r in sections])),
+        "auc_target": float(np.mean([float(r[2]) for r in sections])),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +74,26 @@ def dev_run(demo_corpus, tmp_path_factory):
     rerun = ok(run_script(["./01_train.sh", *args]))
     tests = {s: ok(run_script(["./02_test.sh", *args, "--score", s])) for s in SCORERS}
     print(f"auxiliary demo flow: training {trained - began:.0f} s, all {time.perf_counter() - began:.0f} s")
-    return {"root": root, "args": args, "train": train, "rerun": rerun, "tests": tests,
-            "model": root / "models" / "dev_data" / "auxiliary" / "all"}
+    return {
+        "root": root,
+        "args": args,
+        "train": train,
+        "rerun": rerun,
+        "tests": tests,
+        "model": root / "models" / "dev_data" / "auxiliary" / "all",
+    }
 
 
 def test_one_model_for_all_machine_types_with_every_scorers_training_scores(dev_run):
     model = dev_run["model"]
-    for name in (".completed", "config.yaml", "train_scores.csv", "auxiliary.pt", "member_0/checkpoint.pt",
-                 "member_0/training_log.csv"):
+    for name in (
+        ".completed",
+        "config.yaml",
+        "train_scores.csv",
+        "auxiliary.pt",
+        "member_0/checkpoint.pt",
+        "member_0/training_log.csv",
+    ):
         assert (model / name).is_file(), name
     names, scores = _train_scores(model)
     assert len(names) == 4 * 64 and all(np.isfinite(s).all() for s in scores.values())
@@ -117,12 +145,21 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_matches(dev_run, tmp_
     args[args.index("--run.model_dir") + 1] = str(tmp_path / "models")
     model = tmp_path / "models" / "dev_data" / "auxiliary" / "all"
     env = {**os.environ, "PYTHON": sys.executable}
-    process = subprocess.Popen(["./01_train.sh", *args], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        ["./01_train.sh", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 600
-        while not (model / "member_0" / "training_log.csv").is_file() and process.poll() is None \
-                and time.monotonic() < deadline:
+        while (
+            not (model / "member_0" / "training_log.csv").is_file()
+            and process.poll() is None
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
     finally:
         os.killpg(process.pid, signal.SIGKILL)

@@ -1,6 +1,7 @@
 """The BEATs system through the real entry points on the demo corpus, with the tiny architecture
 trained from scratch on the CPU: 01 -> 02 -> 03 and a quality floor; two torchrun processes
 against one; a training process killed and resumed; evaluation mode; the errors users meet."""
+
 from __future__ import annotations
 
 import csv
@@ -21,9 +22,26 @@ DEV_MACHINES = ["SynthFan", "SynthGearbox", "SynthPump", "SynthValve"]
 EVAL_MACHINES = ["SynthBlower", "SynthConveyor"]
 # The tiny preset (2 layers, width 64) from random weights: the demo's CPU configuration.
 # One thread: the test machine is shared, and a second thread loses several-fold under load.
-TINY = ["--system", "beats", "--beats.checkpoint", "none", "--beats.preset", "tiny", "--beats.clip_seconds", "2.0",
-        "--beats.tuning", "finetune", "--beats.encoder_lr", "1.0e-3", "--beats.smote_per_class", "0",
-        "--beats.threads", "1", "--data.workers", "1"]
+TINY = [
+    "--system",
+    "beats",
+    "--beats.checkpoint",
+    "none",
+    "--beats.preset",
+    "tiny",
+    "--beats.clip_seconds",
+    "2.0",
+    "--beats.tuning",
+    "finetune",
+    "--beats.encoder_lr",
+    "1.0e-3",
+    "--beats.smote_per_class",
+    "0",
+    "--beats.threads",
+    "1",
+    "--data.workers",
+    "1",
+]
 QUALITY_EPOCHS = "6"
 SMALL_EPOCHS = "3"  # the DDP and resume comparisons only need a few steps
 # Official score (dcase2022 ranking; chance is 0.5) measured with these settings over run.seed 13711
@@ -55,14 +73,29 @@ def dev_run(demo_corpus, tmp_path_factory):
     test = ok(run_script(["./02_test.sh", *args]))
     summary = ok(run_script(["./03_summarize_results.sh", "--result-dir", str(root / "results")]))
     print(f"beats demo flow: training {trained - began:.0f} s, all {time.perf_counter() - began:.0f} s")
-    return {"root": root, "args": args, "train": train, "rerun": rerun, "test": test, "summary": summary,
-            "model": root / "models" / "dev_data" / "beats" / "all", "results": root / "results" / "dev_data" / "beats_knn"}
+    return {
+        "root": root,
+        "args": args,
+        "train": train,
+        "rerun": rerun,
+        "test": test,
+        "summary": summary,
+        "model": root / "models" / "dev_data" / "beats" / "all",
+        "results": root / "results" / "dev_data" / "beats_knn",
+    }
 
 
 def test_one_model_for_all_machine_types_with_its_files(dev_run):
     model = dev_run["model"]
-    for name in (".completed", "config.yaml", "train_scores.csv", "encoder.pt", "beats_system.pt", "checkpoint.pt",
-                 "training_log.csv"):
+    for name in (
+        ".completed",
+        "config.yaml",
+        "train_scores.csv",
+        "encoder.pt",
+        "beats_system.pt",
+        "checkpoint.pt",
+        "training_log.csv",
+    ):
         assert (model / name).is_file(), name
     names, scores = _train_scores(model)
     assert len(names) == 4 * 64 and np.isfinite(scores).all()
@@ -119,7 +152,8 @@ def test_evaluation_mode_writes_unlabelled_submission_files(eval_reference):
     out = eval_reference["root"] / "results" / "eval_data" / "beats_knn"
     assert "no metrics" in result.stderr and not (out / "result.csv").exists()
     assert sorted(p.name for p in out.glob("anomaly_score_*")) == [
-        f"anomaly_score_{m}_section_00_test.csv" for m in EVAL_MACHINES]
+        f"anomaly_score_{m}_section_00_test.csv" for m in EVAL_MACHINES
+    ]
 
 
 def test_two_torchrun_processes_train_like_one(eval_reference, tmp_path):
@@ -142,8 +176,14 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_matches(eval_referenc
     args[args.index("--run.model_dir") + 1] = str(tmp_path / "models")
     model = tmp_path / "models" / "eval_data" / "beats" / "all"
     env = {**os.environ, "PYTHON": sys.executable}
-    process = subprocess.Popen(["./01_train.sh", *args], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        ["./01_train.sh", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 600
         while not (model / "training_log.csv").is_file() and process.poll() is None and time.monotonic() < deadline:

@@ -1,5 +1,6 @@
 """./00_download.sh and tools.download end to end against a real HTTP server on 127.0.0.1 that serves
 zips built in the DCASE layout at Zenodo's URL paths."""
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,11 @@ def zips():
         "eval_test": build_zip(EVAL, clip_names("eval_test")),
     }
     paths = {kind: "/" + INFO.archive(kind, DEV if kind == "dev" else EVAL).url("").lstrip("/") for kind in served}
-    return {"bodies": {paths[k]: v for k, v in served.items()}, "paths": paths,
-            "list": label_list_text({EVAL: eval_labels_for(test_names)})}
+    return {
+        "bodies": {paths[k]: v for k, v in served.items()},
+        "paths": paths,
+        "list": label_list_text({EVAL: eval_labels_for(test_names)}),
+    }
 
 
 @pytest.fixture
@@ -53,8 +57,19 @@ def test_full_download_unpack_and_label_with_the_shell_script_then_a_rerun_skips
     label_list = tmp_path / "eval_data_list_2024.csv"
     label_list.write_text(zips["list"], newline="")
     root = tmp_path / "data"
-    command = [str(repo_root / "00_download.sh"), "-d", "-a", "-e", "--machines", f"{DEV},{EVAL}", "--jobs", "2",
-               "--label-list", str(label_list), *args(served, root)]
+    command = [
+        str(repo_root / "00_download.sh"),
+        "-d",
+        "-a",
+        "-e",
+        "--machines",
+        f"{DEV},{EVAL}",
+        "--jobs",
+        "2",
+        "--label-list",
+        str(label_list),
+        *args(served, root),
+    ]
     first = run_script(command, cwd=tmp_path, timeout=120)
     assert first.returncode == 0, first.stderr
     log = first.stderr
@@ -66,11 +81,18 @@ def test_full_download_unpack_and_label_with_the_shell_script_then_a_rerun_skips
     dev_fan, eval_printer = dataset / "dev_data" / "raw" / DEV, dataset / "eval_data" / "raw" / EVAL
     assert sorted(p.name for p in dev_fan.iterdir()) == [".completed_dev_fan.zip", "attributes_00.csv", "test", "train"]
     assert sorted(p.name for p in eval_printer.iterdir()) == [
-        ".completed_eval_data_3DPrinter_test.zip", ".completed_eval_data_3DPrinter_train_r2.zip",
-        "attributes_00.csv", EVAL_LABELS_FILE, "test", "test_rename", "train"]
+        ".completed_eval_data_3DPrinter_test.zip",
+        ".completed_eval_data_3DPrinter_train_r2.zip",
+        "attributes_00.csv",
+        EVAL_LABELS_FILE,
+        "test",
+        "test_rename",
+        "train",
+    ]
     assert len(list((eval_printer / "test_rename").iterdir())) == 200
     assert sorted(p.name for p in (dataset / "zips").iterdir()) == sorted(
-        ["dev_fan.zip", "eval_data_3DPrinter_train_r2.zip", "eval_data_3DPrinter_test.zip"])
+        ["dev_fan.zip", "eval_data_3DPrinter_train_r2.zip", "eval_data_3DPrinter_test.zip"]
+    )
     assert (dataset / "download.log").is_file()
     assert len(open_dataset(root, YEAR, "dev", []).clips(DEV, "train")) == 1000
     evaluation = machine_clips(dataset / "eval_data" / "raw", EVAL, "test")
@@ -106,8 +128,14 @@ def test_interrupted_script_keeps_the_partial_file_and_the_rerun_resumes_it(serv
     root = tmp_path / "data"
     part = root / "dcase2024t2" / "zips" / "dev_fan.zip.part"
     command = [str(repo_root / "00_download.sh"), "-d", "--machines", DEV, *args(served, root)]
-    process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHON": sys.executable},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHON": sys.executable},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while not (part.exists() and part.stat().st_size >= 32768) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -142,7 +170,9 @@ def test_md5_mismatch_stops_with_the_file_named(file_server, zips, tmp_path, cap
     archive = year_info(2023).archive("dev", "fan")
     file_server.add(archive.url(""), zips["bodies"][zips["paths"]["dev"]])
     root = tmp_path / "data"
-    status = download.main(["-d", "--year", "2023", "--machines", "fan", "--data-root", str(root), "--base-url", file_server.url, *FAST])
+    status = download.main(
+        ["-d", "--year", "2023", "--machines", "fan", "--data-root", str(root), "--base-url", file_server.url, *FAST]
+    )
     err = capsys.readouterr().err
     assert status == 1
     assert "md5 mismatch for dev_fan.zip" in err and archive.md5 in err and "1 of 1 archives failed: dev_fan.zip" in err
@@ -169,14 +199,26 @@ def test_truncated_zip_stops_and_a_rerun_fetches_it_again(served, zips, tmp_path
 def test_label_list_from_a_url_and_an_unreachable_one(served, zips, tmp_path, capsys):
     served.add("/lists/eval_data_list_2024.csv", zips["list"].encode())
     root = tmp_path / "data"
-    status = download.main(["-e", "--machines", EVAL, "--download.retries", "0",
-                            "--label-list", "http://127.0.0.1:9/eval_data_list_2024.csv", *args(served, root)])
+    status = download.main(
+        [
+            "-e",
+            "--machines",
+            EVAL,
+            "--download.retries",
+            "0",
+            "--label-list",
+            "http://127.0.0.1:9/eval_data_list_2024.csv",
+            *args(served, root),
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 1 and "could not fetch the label list" in err
     machine = root / "dcase2024t2" / "eval_data" / "raw" / EVAL
     assert (machine / "test").is_dir() and not (machine / "test_rename").exists()  # data complete, unlabelled
 
-    status = download.main(["-e", "--machines", EVAL, "--label-list", served.url + "/lists/eval_data_list_2024.csv", *args(served, root)])
+    status = download.main(
+        ["-e", "--machines", EVAL, "--label-list", served.url + "/lists/eval_data_list_2024.csv", *args(served, root)]
+    )
     assert status == 0
     assert (machine / "test_rename").is_dir() and (machine / EVAL_LABELS_FILE).is_file()
 
@@ -189,18 +231,27 @@ def test_dry_run_no_label_and_not_keeping_zips(served, zips, tmp_path, capsys):
     assert "eval_data_3DPrinter_test.zip" in err and f"{size / 1000:.1f} KB" in err
     assert served.gets() == [] and not (root / "dcase2024t2" / "zips").exists()
 
-    assert download.main(["-e", "--machines", EVAL, "--no-label", "--download.keep_zips", "false", *args(served, root)]) == 0
+    assert (
+        download.main(["-e", "--machines", EVAL, "--no-label", "--download.keep_zips", "false", *args(served, root)])
+        == 0
+    )
     assert "skipped (--no-label)" in capsys.readouterr().err
     assert not (root / "dcase2024t2" / "eval_data" / "raw" / EVAL / "test_rename").exists()
     assert list((root / "dcase2024t2" / "zips").iterdir()) == []  # keep_zips false: removed once unpacked
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["-e", "--year", "2026"], "DCASE2026 Task 2 has no published evaluation test data yet; the newest year that has it is 2025"),
-    (["-d", "--year", "2024", "--machines", "fan,hovercraft"], "hovercraft is not a machine type of DCASE2024"),
-    (["-d", "--year", "2024", "--machines", "3DPrinter"], "none of --machines 3DPrinter has development data"),
-    (["-d", "--year", "2019"], "config key 'data.year' must be >= 2020, got 2019"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["-e", "--year", "2026"],
+            "DCASE2026 Task 2 has no published evaluation test data yet; the newest year that has it is 2025",
+        ),
+        (["-d", "--year", "2024", "--machines", "fan,hovercraft"], "hovercraft is not a machine type of DCASE2024"),
+        (["-d", "--year", "2024", "--machines", "3DPrinter"], "none of --machines 3DPrinter has development data"),
+        (["-d", "--year", "2019"], "config key 'data.year' must be >= 2020, got 2019"),
+    ],
+)
 def test_impossible_requests_say_why(argv, message, tmp_path, capsys):
     assert download.main([*argv, "--data-root", str(tmp_path)]) == 1
     assert message in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The real shell scripts 01 -> 02 -> 03 on the demo corpus (the classical system, and the default
 system exactly as the README runs it), and what they do with bad input."""
+
 from __future__ import annotations
 
 import csv
@@ -9,10 +10,10 @@ import shutil
 import pytest
 
 from datasets.demo_corpus import DEV_MACHINES, EVAL_MACHINES
-from tests.conftest import ok, run_dirs, run_script
 from reporting.evaluation import evaluate_folder, load_truth
 from reporting.metrics import hmean, ranked_values
 from reporting.result_tables import BASELINE_COLUMNS
+from tests.conftest import ok, run_dirs, run_script
 
 MACHINES = sorted(m.name for m in DEV_MACHINES)
 
@@ -20,8 +21,11 @@ MACHINES = sorted(m.name for m in DEV_MACHINES)
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, demo_corpus):
     root = tmp_path_factory.mktemp("run")
-    return {"root": root, "data": demo_corpus,
-            "args": ["--system", "classical", "--data-root", str(demo_corpus), *run_dirs(root)]}
+    return {
+        "root": root,
+        "data": demo_corpus,
+        "args": ["--system", "classical", "--data-root", str(demo_corpus), *run_dirs(root)],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +35,13 @@ def dev_run(workspace, repo_root):
     rerun = ok(run_script(["./01_train.sh", "-d", *args]))
     test = ok(run_script(["./02_test.sh", "-d", *args]))
     gaussian = ok(run_script(["./02_test.sh", "-d", "--score", "gaussian", *args]))
-    return {"train": train, "rerun": rerun, "test": test, "gaussian": gaussian,
-            "results": workspace["root"] / "results" / "dev_data"}
+    return {
+        "train": train,
+        "rerun": rerun,
+        "test": test,
+        "gaussian": gaussian,
+        "results": workspace["root"] / "results" / "dev_data",
+    }
 
 
 def test_training_writes_a_model_per_machine_and_a_rerun_skips(dev_run, workspace):
@@ -75,18 +84,32 @@ def test_result_csv_layout_and_official_score(dev_run):
 def test_quality_floor_of_the_classical_system_on_the_demo(dev_run):
     # Measured 0.7951 with numpy's OpenBLAS on its default, Haswell and Prescott kernels (identical to
     # 1e-16); no seed enters (Ledoit-Wolf). Other demo corpora (seeds 1-3) give 0.667-0.760.
-    results = evaluate_folder(dev_run["results"] / "classical_gaussian", load_truth(dev_run["results"] / "classical_gaussian"))
+    results = evaluate_folder(
+        dev_run["results"] / "classical_gaussian", load_truth(dev_run["results"] / "classical_gaussian")
+    )
     assert hmean(ranked_values(results)) > 0.70
 
 
 def test_summary_table_plots_and_evaluator_ready_folder(dev_run, workspace, tmp_path):
     results_root = workspace["root"] / "results"
-    summary = ok(run_script(["./03_summarize_results.sh", "--result-dir", str(results_root),
-                              "--submission-dir", str(tmp_path / "teams"), "--team", "demo"]))
+    summary = ok(
+        run_script(
+            [
+                "./03_summarize_results.sh",
+                "--result-dir",
+                str(results_root),
+                "--submission-dir",
+                str(tmp_path / "teams"),
+                "--team",
+                "demo",
+            ]
+        )
+    )
     rows = list(csv.reader((results_root / "summary" / "dev_summary.csv").open()))
     assert rows[0] == ["System", "metric", "h-mean", "a-mean"] + MACHINES
-    assert [r[:2] for r in rows[1:5]] == [["classical_gaussian", m] for m in
-                                         ("AUC (source)", "AUC (target)", "pAUC (source, target)", "TOTAL score")]
+    assert [r[:2] for r in rows[1:5]] == [
+        ["classical_gaussian", m] for m in ("AUC (source)", "AUC (target)", "pAUC (source, target)", "TOTAL score")
+    ]
     assert "| classical_knn | TOTAL score |" in summary.stdout
     for system in ("classical_knn", "classical_gaussian"):
         for machine in MACHINES:
@@ -94,7 +117,8 @@ def test_summary_table_plots_and_evaluator_ready_folder(dev_run, workspace, tmp_
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         packed = tmp_path / "teams" / "demo" / system
         assert sorted(p.name for p in packed.iterdir()) == sorted(
-            f"{k}_{m}_section_00_test.csv" for k in ("anomaly_score", "decision_result") for m in MACHINES)
+            f"{k}_{m}_section_00_test.csv" for k in ("anomaly_score", "decision_result") for m in MACHINES
+        )
         # what the evaluator does: sorted rows matched to its ground truth, every machine present
         truths = load_truth(dev_run["results"] / system)
         assert evaluate_folder(packed, truths) == evaluate_folder(dev_run["results"] / system, truths)
@@ -107,7 +131,9 @@ def test_evaluation_mode_without_and_with_labels(workspace):
     out = workspace["root"] / "results" / "eval_data" / "classical_knn"
     assert "no metrics" in unlabelled.stderr and not (out / "result.csv").exists()
     machines = sorted(m.name for m in EVAL_MACHINES)
-    assert sorted(p.name for p in out.glob("anomaly_score_*")) == [f"anomaly_score_{m}_section_00_test.csv" for m in machines]
+    assert sorted(p.name for p in out.glob("anomaly_score_*")) == [
+        f"anomaly_score_{m}_section_00_test.csv" for m in machines
+    ]
     # the labelling step's output: <machine>/eval_labels.csv (anonymous name, labelled name)
     current = None
     for row in csv.reader((workspace["data"] / "eval_data_list_demo.csv").open()):
@@ -131,12 +157,24 @@ def test_default_system_train_test_mahala_summarize(demo_corpus, tmp_path):
     summary = ok(run_script(["./03_summarize_results.sh", "--result-dir", str(tmp_path / "results")]))
     assert "| autoencoder_mahala | TOTAL score |" in summary.stdout
     out = tmp_path / "results" / "dev_data" / "autoencoder_mahala"
-    assert sorted(p.name for p in out.glob("anomaly_score_*")) == [f"anomaly_score_{m}_section_00_test.csv" for m in MACHINES]
+    assert sorted(p.name for p in out.glob("anomaly_score_*")) == [
+        f"anomaly_score_{m}_section_00_test.csv" for m in MACHINES
+    ]
 
 
 def test_missing_data_root_names_the_download_command(workspace, tmp_path):
-    result = run_script(["./01_train.sh", "-d", "--data-root", str(tmp_path / "none"), "--year", "2024",
-                         "--run.model_dir", str(tmp_path / "m")])
+    result = run_script(
+        [
+            "./01_train.sh",
+            "-d",
+            "--data-root",
+            str(tmp_path / "none"),
+            "--year",
+            "2024",
+            "--run.model_dir",
+            str(tmp_path / "m"),
+        ]
+    )
     assert result.returncode == 1 and "run ./00_download.sh -d --year 2024 first" in result.stderr
     assert not (tmp_path / "m").exists()  # no empty model folders for data that is not there
 
@@ -154,8 +192,11 @@ def test_scoring_without_a_model_names_the_training_command(workspace, tmp_path)
     result = run_script(["./02_test.sh", "-d", *workspace["args"], "--run.model_dir", str(tmp_path / "empty")])
     assert result.returncode == 1 and "no trained model for SynthFan" in result.stderr
     args = workspace["args"]
-    trained_with = args[:args.index("--run.result_dir")] + args[args.index("--run.result_dir") + 2:]  # test-only
-    assert f"retrain with ./01_train.sh -d {' '.join(trained_with)} --run.model_dir {tmp_path / 'empty'} --force" in result.stderr
+    trained_with = args[: args.index("--run.result_dir")] + args[args.index("--run.result_dir") + 2 :]  # test-only
+    assert (
+        f"retrain with ./01_train.sh -d {' '.join(trained_with)} --run.model_dir {tmp_path / 'empty'} --force"
+        in result.stderr
+    )
 
 
 def test_broken_test_clip_is_named_and_a_broken_training_clip_can_be_skipped(workspace, tmp_path):
@@ -165,7 +206,11 @@ def test_broken_test_clip_is_named_and_a_broken_training_clip_can_be_skipped(wor
     broken_train.write_bytes(b"RIFF\x00")
     args = ["--data-root", str(data), *run_dirs(tmp_path)]
     stopped = run_script(["./01_train.sh", "-d", *args])
-    assert stopped.returncode == 1 and broken_train.name in stopped.stderr and "training failed for: SynthValve" in stopped.stderr
+    assert (
+        stopped.returncode == 1
+        and broken_train.name in stopped.stderr
+        and "training failed for: SynthValve" in stopped.stderr
+    )
     skipped = ok(run_script(["./01_train.sh", "-d", *args, "--data.on_bad_file", "skip"]))
     assert f"skipping {broken_train}" in skipped.stderr
     broken_test = sorted((data / "SynthValve" / "test").glob("*.wav"))[0]

@@ -1,4 +1,5 @@
 """The machine report that .ci/run prints before the tests, from a real process and a real cpuinfo file."""
+
 from __future__ import annotations
 
 import sys
@@ -9,11 +10,15 @@ from tools.machine_info import cpu_lines
 
 def test_cpu_model_and_kernel_flags_from_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: fpu avx2 fma avx512f "
-                       "avx512_bf16 amx_tile amx_bf16\n\nprocessor\t: 1\nmodel name\t: other\n")
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: fpu avx2 fma avx512f "
+        "avx512_bf16 amx_tile amx_bf16\n\nprocessor\t: 1\nmodel name\t: other\n"
+    )
     model, flags = cpu_lines(cpuinfo)
     assert model.startswith("cpu: Intel(R) Xeon(R) Platinum 8480+, ")
-    assert flags == "cpu flags: avx2 fma avx512f avx512_bf16 amx_tile amx_bf16; absent: avx512_vnni avx512_fp16 amx_int8"
+    assert (
+        flags == "cpu flags: avx2 fma avx512f avx512_bf16 amx_tile amx_bf16; absent: avx512_vnni avx512_fp16 amx_int8"
+    )
 
 
 def test_the_report_names_cpu_torch_kernels_blas_and_overrides():

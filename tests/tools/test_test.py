@@ -1,5 +1,6 @@
 """tools.test (./02_test.sh) refuses what would give a silent wrong result: a model trained with other
 settings, damaged model files, and it never leaves a results folder that mixes two runs."""
+
 from __future__ import annotations
 
 import csv
@@ -18,8 +19,19 @@ MACHINES = "SynthFan,SynthValve"
 def trained(demo_corpus, tmp_path_factory) -> tuple[Path, list[str]]:
     """The classical system trained on two demo machine types, and the arguments that did it."""
     root = tmp_path_factory.mktemp("classical")
-    args = ["-d", "--system", "classical", "--data-root", str(demo_corpus), "--machines", MACHINES,
-            "--run.model_dir", str(root / "models"), "--data.cache_dir", str(root / "cache")]
+    args = [
+        "-d",
+        "--system",
+        "classical",
+        "--data-root",
+        str(demo_corpus),
+        "--machines",
+        MACHINES,
+        "--run.model_dir",
+        str(root / "models"),
+        "--data.cache_dir",
+        str(root / "cache"),
+    ]
     assert train_driver.main(args) == 0
     return root, args
 
@@ -28,11 +40,14 @@ def _result(root: Path) -> list[str]:
     return ["--run.result_dir", str(root)]
 
 
-@pytest.mark.parametrize("extra, named", [
-    (["--feature.fmin", "2000"], "feature.fmin (trained 0.0, now 2000.0)"),
-    (["--classical.n_neighbors", "5"], "classical.n_neighbors (trained 1, now 5)"),
-    (["--feature.n_mels", "64"], "feature.n_mels (trained 128, now 64)"),
-])
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (["--feature.fmin", "2000"], "feature.fmin (trained 0.0, now 2000.0)"),
+        (["--classical.n_neighbors", "5"], "classical.n_neighbors (trained 1, now 5)"),
+        (["--feature.n_mels", "64"], "feature.n_mels (trained 128, now 64)"),
+    ],
+)
 def test_a_model_trained_with_other_settings_is_refused_naming_the_keys(trained, tmp_path, capsys, extra, named):
     _, args = trained
     assert test_driver.main(args + _result(tmp_path) + extra) == 1
@@ -44,13 +59,21 @@ def test_a_model_trained_with_other_settings_is_refused_naming_the_keys(trained,
 
 def test_test_time_settings_may_differ_and_the_results_record_them(trained, tmp_path):
     _, args = trained
-    assert test_driver.main(args + _result(tmp_path) + ["--score", "gaussian", "--decision.threshold_quantile", "0.5",
-                                                        "--data.workers", "1"]) == 0
+    assert (
+        test_driver.main(
+            args
+            + _result(tmp_path)
+            + ["--score", "gaussian", "--decision.threshold_quantile", "0.5", "--data.workers", "1"]
+        )
+        == 0
+    )
     used = yaml.safe_load((tmp_path / "dev_data" / "classical_gaussian" / "config.yaml").read_text())
     assert used["decision"]["threshold_quantile"] == 0.5 and used["score"]["method"] == "gaussian"
 
 
-def test_a_failed_run_leaves_the_previous_complete_results_and_an_incomplete_folder(trained, demo_corpus, tmp_path, capsys):
+def test_a_failed_run_leaves_the_previous_complete_results_and_an_incomplete_folder(
+    trained, demo_corpus, tmp_path, capsys
+):
     _, args = trained
     out = tmp_path / "dev_data" / "classical_knn"
     assert test_driver.main(args + _result(tmp_path)) == 0
@@ -103,11 +126,24 @@ def test_a_failed_retraining_leaves_no_model_that_looks_complete(trained, tmp_pa
 
 
 def test_the_unlabelled_hint_names_a_valid_command(demo_corpus, tmp_path, capsys):
-    args = ["-e", "--system", "classical", "--data-root", str(demo_corpus), "--run.model_dir", str(tmp_path / "m"),
-            "--data.cache_dir", str(tmp_path / "c"), "--year", "2024"]
+    args = [
+        "-e",
+        "--system",
+        "classical",
+        "--data-root",
+        str(demo_corpus),
+        "--run.model_dir",
+        str(tmp_path / "m"),
+        "--data.cache_dir",
+        str(tmp_path / "c"),
+        "--year",
+        "2024",
+    ]
     assert train_driver.main(args) == 0
     assert test_driver.main(args + _result(tmp_path)) == 0
     err = capsys.readouterr().err
     assert "./00_download.sh -e --year 2024" in err and "--label " not in err
-    rows = list(csv.reader((tmp_path / "eval_data" / "classical_knn" / "anomaly_score_SynthBlower_section_00_test.csv").open()))
+    rows = list(
+        csv.reader((tmp_path / "eval_data" / "classical_knn" / "anomaly_score_SynthBlower_section_00_test.csv").open())
+    )
     assert rows and all(r[0].startswith("section_00_") for r in rows)

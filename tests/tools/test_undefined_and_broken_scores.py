@@ -1,19 +1,19 @@
 """Own data whose test sections lack a class, and non-finite scores, through the real entry points:
 undefined metrics are named and left empty, broken score files and broken systems stop with a
 one-line error naming the file and line, or the clip."""
+
 from __future__ import annotations
 
 import csv
 import shutil
 import sys
-from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
 
-from tests.conftest import run_script
 from reporting.metrics import hmean
+from tests.conftest import run_script
 
 SYSTEM = ["--system", "classical", "--score", "gaussian"]
 
@@ -41,22 +41,39 @@ def own_run(demo_corpus, tmp_path_factory):
         shutil.copytree(demo_corpus / "dev_data" / "raw" / machine, root / "data" / machine)
         for clip in (root / "data" / machine / "test").glob(drop):
             clip.unlink()
-    args = ["-d", "--data-root", str(root / "data"), "--run.model_dir", str(root / "models"),
-            "--run.result_dir", str(root / "results"), "--data.cache_dir", str(root / "cache"), *SYSTEM]
+    args = [
+        "-d",
+        "--data-root",
+        str(root / "data"),
+        "--run.model_dir",
+        str(root / "models"),
+        "--run.result_dir",
+        str(root / "results"),
+        "--data.cache_dir",
+        str(root / "cache"),
+        *SYSTEM,
+    ]
     _ok(run_script(["./01_train.sh", *args]))
     out = root / "results" / "dev_data" / "classical_gaussian"
-    return {"root": root, "args": args, "out": out,
-            "test": _ok(run_script(["./02_test.sh", *args])),
-            "summary": _ok(run_script(["./03_summarize_results.sh", "--result-dir", str(root / "results")])),
-            "evaluate": _ok(run_script([sys.executable, "-m", "tools.evaluate", str(out), "--report",
-                                        str(root / "report.csv")]))}
+    return {
+        "root": root,
+        "args": args,
+        "out": out,
+        "test": _ok(run_script(["./02_test.sh", *args])),
+        "summary": _ok(run_script(["./03_summarize_results.sh", "--result-dir", str(root / "results")])),
+        "evaluate": _ok(
+            run_script([sys.executable, "-m", "tools.evaluate", str(out), "--report", str(root / "report.csv")])
+        ),
+    }
 
 
 def test_sections_lacking_a_class_are_named_and_their_metrics_left_empty(own_run):
     for step in ("test", "summary", "evaluate"):
         warnings = "\n".join(line for line in own_run[step].stderr.splitlines() if "WARNING" in line)
-        assert ("SynthFan section 00: target domain has no anomalous clips: pAUC (target), "
-                "AUC over target clips (2021 ranking) undefined") in warnings
+        assert (
+            "SynthFan section 00: target domain has no anomalous clips: pAUC (target), "
+            "AUC over target clips (2021 ranking) undefined"
+        ) in warnings
         assert "SynthGearbox section 00: section has no anomalous clips: every AUC and pAUC undefined" in warnings
     rows = list(csv.reader((own_run["out"] / "result.csv").open()))
     fan = rows[rows.index(["SynthFan"]) + 2]
@@ -106,7 +123,8 @@ def test_a_system_producing_non_finite_scores_stops_before_writing_them(own_run,
     args = list(own_run["args"])
     args[args.index("--run.model_dir") + 1] = str(models)
     args[args.index("--run.result_dir") + 1] = str(tmp_path / "results")
-    error = _fails_in_one_line(run_script(["./02_test.sh", *args]),
-                               "SynthFan section 00: the system produced a non-finite score")
+    error = _fails_in_one_line(
+        run_script(["./02_test.sh", *args]), "SynthFan section 00: the system produced a non-finite score"
+    )
     assert "for section_00_source_test_" in error and "retrain the model" in error
     assert not list((tmp_path / "results").rglob("anomaly_score_SynthFan_*"))

@@ -1,4 +1,5 @@
 """Context vectors built per batch from the frame bank equal the official stacking."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ def _official_vectors(log_mel: np.ndarray, frames: int) -> np.ndarray:
     n_vectors = n_frames - frames + 1
     vectors = np.zeros((n_vectors, frames * n_mels), dtype=np.float32)
     for t in range(frames):
-        vectors[:, n_mels * t:n_mels * (t + 1)] = log_mel[t:t + n_vectors]
+        vectors[:, n_mels * t : n_mels * (t + 1)] = log_mel[t : t + n_vectors]
     return vectors
 
 

@@ -1,15 +1,24 @@
 """The dense autoencoder: the official layer shapes, batch-norm settings and parameter count."""
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from networks.autoencoder.model import DenseAutoencoder
 from core.config import load_config
+from networks.autoencoder.model import DenseAutoencoder
 
 OFFICIAL_LINEAR_SHAPES = [  # (in, out) of every dense layer, input to output
-    (640, 128), (128, 128), (128, 128), (128, 128), (128, 8),
-    (8, 128), (128, 128), (128, 128), (128, 128), (128, 640),
+    (640, 128),
+    (128, 128),
+    (128, 128),
+    (128, 128),
+    (128, 8),
+    (8, 128),
+    (128, 128),
+    (128, 128),
+    (128, 128),
+    (128, 640),
 ]
 
 

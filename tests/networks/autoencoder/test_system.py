@@ -1,5 +1,6 @@
 """The autoencoder system in-process on the real demo corpus files: resuming reproduces an
 uninterrupted run, save/load round-trips, the validation split, and clips too short to score."""
+
 from __future__ import annotations
 
 import logging
@@ -10,10 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from datasets.audio import AudioError
-from datasets.manifest import open_dataset
 from core.config import Config, load_config
 from core.runtime import seed_everything
+from datasets.audio import AudioError
+from datasets.manifest import open_dataset
 from networks.autoencoder.system import AutoencoderSystem
 from networks.autoencoder.training import CHECKPOINT_FILE, split_clips
 from networks.system import Runtime

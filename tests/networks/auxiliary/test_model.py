@@ -1,5 +1,6 @@
 """The auxiliary network on real tensors: shapes for any clip length, size, seeding, input
 standardisation, and the settings that are refused."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,9 @@ DEFAULT = load_config().auxiliary
 @pytest.mark.parametrize("branches", [["logmel", "spectrum"], ["logmel"], ["spectrum"]])
 @pytest.mark.parametrize("pooling", ["mean", "attentive"])
 def test_embeddings_and_logits_of_any_clip_length(branches, pooling):
-    cfg = dataclasses.replace(DEFAULT, branches=branches, pooling=pooling, channels=[8, 16, 32], blocks=1,
-                              embedding_dim=24, spectrum_bins=256)
+    cfg = dataclasses.replace(
+        DEFAULT, branches=branches, pooling=pooling, channels=[8, 16, 32], blocks=1, embedding_dim=24, spectrum_bins=256
+    )
     network = build_network(cfg, n_mels=64, bins=256, n_classes=5, seed=0).eval()
     assert network.embedding_dim == 24 * len(branches)
     for frames in (1, 7, 313):
@@ -50,11 +52,13 @@ def test_fixed_input_statistics_standardise_each_band():
 
 
 def test_invalid_settings_are_refused_when_loaded_or_built():
-    for key, value, message in (("branches", "logmel,waveform", "must be one of logmel, spectrum; got 'waveform'"),
-                                ("pooling", "max", "must be one of mean, attentive; got 'max'"),
-                                ("ensemble", 0, "must be >= 1, got 0"),
-                                ("batch_size", 1, "must be >= 2, got 1"),
-                                ("mask_fraction", 1.0, "must be < 1, got 1.0")):
+    for key, value, message in (
+        ("branches", "logmel,waveform", "must be one of logmel, spectrum; got 'waveform'"),
+        ("pooling", "max", "must be one of mean, attentive; got 'max'"),
+        ("ensemble", 0, "must be >= 1, got 0"),
+        ("batch_size", 1, "must be >= 2, got 1"),
+        ("mask_fraction", 1.0, "must be < 1, got 1.0"),
+    ):
         with pytest.raises(ConfigError, match=f"config key 'auxiliary.{key}' {message}"):
             load_config(overrides={f"auxiliary.{key}": value})
     with pytest.raises(ValueError, match="at most once"):

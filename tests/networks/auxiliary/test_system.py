@@ -1,5 +1,6 @@
 """The auxiliary system on real files of the demo corpus, with a tiny network: learning, save/load,
 determinism, ensembles, the inputs it refuses, and evaluation clips without attributes."""
+
 from __future__ import annotations
 
 import copy
@@ -19,9 +20,17 @@ from networks.auxiliary.system import MODEL_FILE, AuxiliarySystem
 from networks.auxiliary.training import CHECKPOINT_FILE, TRAINING_LOG_FILE
 from networks.system import ModelFileError, Runtime
 
-TINY = {"auxiliary.channels": [8, 16], "auxiliary.blocks": 1, "auxiliary.embedding_dim": 16,
-        "auxiliary.spectrum_bins": 128, "auxiliary.subclusters": 2, "auxiliary.epochs": 2, "auxiliary.batch_size": 16,
-        "auxiliary.threads": 1, "data.workers": 1}
+TINY = {
+    "auxiliary.channels": [8, 16],
+    "auxiliary.blocks": 1,
+    "auxiliary.embedding_dim": 16,
+    "auxiliary.spectrum_bins": 128,
+    "auxiliary.subclusters": 2,
+    "auxiliary.epochs": 2,
+    "auxiliary.batch_size": 16,
+    "auxiliary.threads": 1,
+    "data.workers": 1,
+}
 
 
 def _system(tmp_path, **overrides) -> tuple[AuxiliarySystem, Runtime]:
@@ -39,7 +48,9 @@ def _clips(corpus, machines=("SynthFan", "SynthValve"), per_domain=(12, 4), mode
     clips = []
     for m in machines:
         train = dataset.clips(m, "train")
-        clips += [c for c in train if c.domain == "source"][:per_domain[0]] + [c for c in train if c.domain == "target"][:per_domain[1]]
+        clips += [c for c in train if c.domain == "source"][: per_domain[0]] + [
+            c for c in train if c.domain == "target"
+        ][: per_domain[1]]
     return dataset, clips
 
 
@@ -90,14 +101,17 @@ def test_two_trainings_on_the_cpu_give_the_same_scores(trained):
 
 def test_an_ensemble_averages_its_members_and_reuses_trained_ones(trained, caplog):
     caplog.set_level(logging.INFO)
-    ensemble = _fit(trained["root"], trained["clips"], trained["root"] / "model", **{"auxiliary.ensemble": 2})  # member_0: trained
+    ensemble = _fit(
+        trained["root"], trained["clips"], trained["root"] / "model", **{"auxiliary.ensemble": 2}
+    )  # member_0: trained
     assert [m.seed for m in ensemble.members_] == [13711, 13712]
     assert "all 2 epochs are in the checkpoint" in caplog.text and "ensemble member 2/2 (seed 13712)" in caplog.text
     test = trained["dataset"].clips("SynthFan", "test")[:8]
     single = trained["system"]
     for scorer in SCORERS:
-        np.testing.assert_array_equal(ensemble.members_[0].scorers.train_scores_[scorer],
-                                      single.members_[0].scorers.train_scores_[scorer])
+        np.testing.assert_array_equal(
+            ensemble.members_[0].scorers.train_scores_[scorer], single.members_[0].scorers.train_scores_[scorer]
+        )
         second = ensemble.members_[1].scorers.train_scores_[scorer]
         assert not np.allclose(second, single.train_scores_[scorer])
         np.testing.assert_allclose(ensemble.train_scores_[scorer], (single.train_scores_[scorer] + second) / 2)
@@ -140,8 +154,11 @@ def test_sections_absent_from_training_are_named_and_one_class_is_refused(traine
     test = trained["dataset"].clips("SynthFan", "test")[:2]
     moved = [dataclasses.replace(test[0], section="03"), test[1], dataclasses.replace(test[1], machine="SynthPump")]
     for scorer in SCORERS:
-        with pytest.raises(DatasetError, match=r"SynthFan section 03, SynthPump section 00: no training clips in this "
-                                               r"model \(trained: SynthFan section 00, SynthValve section 00\)"):
+        with pytest.raises(
+            DatasetError,
+            match=r"SynthFan section 03, SynthPump section 00: no training clips in this "
+            r"model \(trained: SynthFan section 00, SynthValve section 00\)",
+        ):
             trained["system"].score(moved, scorer, trained["runtime"])
     one_class = [c for c in trained["clips"] if c.machine == "SynthFan" and c.domain == "target"]
     with pytest.raises(DatasetError, match="needs at least two classes.*form one \\(SynthFan_00_spd_32_mic_2\\)"):
@@ -163,5 +180,7 @@ def test_a_saved_network_of_another_shape_is_refused(trained, tmp_path):
     state = torch.load(model / MODEL_FILE, weights_only=True)
     state["params"]["auxiliary"]["embedding_dim"] = 32
     torch.save(state, tmp_path / MODEL_FILE)
-    with pytest.raises(ModelFileError, match=f"{tmp_path / MODEL_FILE}: the saved network does not match its parameters"):
+    with pytest.raises(
+        ModelFileError, match=f"{tmp_path / MODEL_FILE}: the saved network does not match its parameters"
+    ):
         AuxiliarySystem.load(tmp_path)

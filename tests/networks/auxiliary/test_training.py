@@ -1,5 +1,6 @@
 """The auxiliary training helpers on real tensors: inputs held once, crops, input statistics,
 SpecAugment masks and mixup."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,25 +1,34 @@
 """Class balancing for the BEATs classifier: audiomentations growth, SMOTE on the fbank, masks."""
+
 from __future__ import annotations
 
 import typing
 from collections import Counter
 
 import numpy as np
-import pytest
 import torch
 
-from networks.beats.balancing import (AUGMENTATIONS, TrainingSet, balance_training_set, classes_to_grow, encoder_inputs, get_augmentation,
-                                grow_small_classes, smote_oversample)
 from core.config import Augmentation
 from datasets.fbank import fbank_features
+from networks.beats.balancing import (
+    AUGMENTATIONS,
+    TrainingSet,
+    balance_training_set,
+    classes_to_grow,
+    encoder_inputs,
+    get_augmentation,
+    grow_small_classes,
+    smote_oversample,
+)
 
 RATE = 16000
 
 
 def _tone(freq: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(int(seconds * RATE)) / RATE
-    return (0.1 * np.sin(2 * np.pi * freq * (1 + 0.01 * rng.standard_normal()) * t)
-            + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    return (
+        0.1 * np.sin(2 * np.pi * freq * (1 + 0.01 * rng.standard_normal()) * t) + 0.01 * rng.standard_normal(len(t))
+    ).astype(np.float32)
 
 
 def _clips(counts: dict[int, int], seconds: float = 0.5) -> tuple[list[np.ndarray], np.ndarray]:
@@ -35,14 +44,25 @@ def build_training_set(waves: list[np.ndarray], labels: np.ndarray, num_samples:
     """`balance_training_set` on clips held in memory, handing it the small classes' waveforms as the trainer does."""
     labels = np.asarray(labels, dtype=np.int64)
     fbank, frame_mask = encoder_inputs(waves, num_samples)
-    small = {cls: [w for w, y in zip(waves, labels) if y == cls] for cls in sorted(classes_to_grow(labels, options["smote_k"]))}
+    small = {
+        cls: [w for w, y in zip(waves, labels) if y == cls]
+        for cls in sorted(classes_to_grow(labels, options["smote_k"]))
+    }
     return balance_training_set(fbank, frame_mask, labels, small, num_samples, **options)
 
 
 def test_small_classes_are_grown_then_every_class_is_balanced():
     waves, labels = _clips({0: 12, 1: 3, 2: 7})
-    data = build_training_set(waves, labels, RATE // 2, smote_k=5, per_class=0,
-                              augment=["gaussian_noise", "time_stretch", "pitch_shift", "shift"], sample_rate=RATE, seed=1)
+    data = build_training_set(
+        waves,
+        labels,
+        RATE // 2,
+        smote_k=5,
+        per_class=0,
+        augment=["gaussian_noise", "time_stretch", "pitch_shift", "shift"],
+        sample_rate=RATE,
+        seed=1,
+    )
     assert Counter(data.labels.tolist()) == {0: 12, 1: 12, 2: 12}
     assert data.counts() == {"real": 22, "augmented": 3, "smote": 11}
     frames = 1 + (RATE // 2 - 400) // 160
@@ -55,8 +75,9 @@ def test_small_classes_are_grown_then_every_class_is_balanced():
 
 def test_synthetic_clips_lie_between_clips_of_their_own_class():
     waves, labels = _clips({0: 8, 1: 8, 2: 2})
-    data = build_training_set(waves, labels, RATE // 2, smote_k=2, per_class=8, augment=["gaussian_noise"],
-                              sample_rate=RATE, seed=3)
+    data = build_training_set(
+        waves, labels, RATE // 2, smote_k=2, per_class=8, augment=["gaussian_noise"], sample_rate=RATE, seed=3
+    )
     real = data.fbank[: len(waves) + 1].float().flatten(1)  # + the one augmented clip of class 2
     real_labels = data.labels[: len(waves) + 1]
     for x, y in zip(data.fbank[data.origin == "smote"].float().flatten(1), data.labels[data.origin == "smote"]):
@@ -81,7 +102,9 @@ def test_balancing_is_reproducible_and_off_with_k_zero():
     a = build_training_set(waves, labels, seed=5, **args)
     b = build_training_set(waves, labels, seed=5, **args)
     assert torch.equal(a.fbank, b.fbank) and torch.equal(a.labels, b.labels)
-    off = build_training_set(waves, labels, RATE // 2, smote_k=0, per_class=0, augment=["shift"], sample_rate=RATE, seed=5)
+    off = build_training_set(
+        waves, labels, RATE // 2, smote_k=0, per_class=0, augment=["shift"], sample_rate=RATE, seed=5
+    )
     assert off.counts() == {"real": 11}
 
 

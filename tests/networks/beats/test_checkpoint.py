@@ -10,8 +10,8 @@ import torch
 from networks.beats import (
     CHECKPOINT_CONFIG_KEY,
     BEATs,
-    BEATsCheckpointError,
     BEATsArchitecture,
+    BEATsCheckpointError,
     get_preset,
     load_beats,
     save_beats,
@@ -98,7 +98,10 @@ def test_wrong_architecture_is_rejected_with_the_keys(beats_reference_dir, tmp_p
     message = str(error.value)
     assert "missing keys (1)" in message and "encoder.layers.1.fc2.bias" in message
     assert "unexpected keys (1)" in message and "encoder.layers.1.adapter.weight" in message
-    assert "shape mismatches (1)" in message and "encoder.layers.0.fc1.weight: checkpoint (96, 64) vs model (128, 64)" in message
+    assert (
+        "shape mismatches (1)" in message
+        and "encoder.layers.0.fc1.weight: checkpoint (96, 64) vs model (128, 64)" in message
+    )
 
 
 def test_cfg_that_does_not_fit_the_weights_is_rejected(beats_reference_dir, tmp_path):
@@ -156,9 +159,10 @@ def test_saved_checkpoint_reloads_in_the_official_format(beats_reference_dir, tm
     for (key, ours), theirs in zip(original.state_dict().items(), reloaded.state_dict().values()):
         assert torch.equal(ours, theirs), key
     tied = reloaded.state_dict(keep_vars=True)
-    assert tied["encoder.layers.1.self_attn.relative_attention_bias.weight"] is tied[
-        "encoder.layers.0.self_attn.relative_attention_bias.weight"
-    ]
+    assert (
+        tied["encoder.layers.1.self_attn.relative_attention_bias.weight"]
+        is tied["encoder.layers.0.self_attn.relative_attention_bias.weight"]
+    )
 
 
 def test_untied_position_tables_are_rejected(beats_reference_dir, tmp_path):

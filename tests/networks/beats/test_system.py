@@ -1,5 +1,6 @@
 """The BEATs system's parts on real tensors and real files: pooling, fixed-length batches, the
 classifier, layer-wise learning rates, the schedule, LoRA, and fit/save/load of the System."""
+
 from __future__ import annotations
 
 import logging
@@ -11,21 +12,39 @@ import pytest
 import soundfile as sf
 import torch
 
+from core.config import load_config
 from datasets.audio import AudioError
 from datasets.clip_batches import fit_length, stack_waves
 from datasets.manifest import DatasetError, machine_clips, open_dataset
 from networks.beats import load_beats
 from networks.beats.system import ENCODER_FILE, MODEL_FILE, BeatsSystem
-from networks.beats.training import (CHECKPOINT_FILE, TRAINING_LOG_FILE, BeatsClassifier, apply_lora, epoch_plan,
-                                     lr_factor, merge_lora, parameter_groups, resolve_amp)
+from networks.beats.training import (
+    CHECKPOINT_FILE,
+    TRAINING_LOG_FILE,
+    BeatsClassifier,
+    apply_lora,
+    epoch_plan,
+    lr_factor,
+    merge_lora,
+    parameter_groups,
+    resolve_amp,
+)
 from networks.margin_heads import get_head
 from networks.pooling import AttentiveStatisticsPooling, MeanPooling, get_pooling
 from networks.system import ModelFileError, Runtime
-from core.config import load_config
 
-TINY = {"beats.checkpoint": "none", "beats.preset": "tiny", "beats.clip_seconds": 2.0, "beats.tuning": "finetune",
-        "beats.epochs": 1, "beats.batch_size": 16, "beats.encoder_lr": 1e-3, "beats.threads": 1,
-        "beats.smote_per_class": 0, "data.workers": 1}
+TINY = {
+    "beats.checkpoint": "none",
+    "beats.preset": "tiny",
+    "beats.clip_seconds": 2.0,
+    "beats.tuning": "finetune",
+    "beats.epochs": 1,
+    "beats.batch_size": 16,
+    "beats.encoder_lr": 1e-3,
+    "beats.threads": 1,
+    "beats.smote_per_class": 0,
+    "data.workers": 1,
+}
 
 
 RUNTIME = Runtime(torch.device("cpu"), load_config().data, None)
@@ -42,6 +61,7 @@ def _tiny_classifier(freeze=False, n_classes=3):
 
 
 # ---- pooling ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("pooling", [AttentiveStatisticsPooling(8, 4), MeanPooling(8)])
 def test_padded_tokens_never_change_the_pooled_vector(pooling):
@@ -69,6 +89,7 @@ def test_attentive_statistics_with_uniform_attention_are_mean_and_std():
 
 # ---- fixed-length clips ----------------------------------------------------------------------------
 
+
 def test_clips_are_cropped_or_padded_with_a_mask():
     long, short = np.arange(10, dtype=np.float32), np.ones(3, dtype=np.float32)
     assert fit_length(long, 4)[0].tolist() == [0, 1, 2, 3] and fit_length(long, 4)[1] == 4
@@ -79,6 +100,7 @@ def test_clips_are_cropped_or_padded_with_a_mask():
 
 
 # ---- classifier, optimiser groups, schedule ---------------------------------------------------------
+
 
 def test_classifier_shapes_and_a_frozen_encoder_stays_put():
     model = _tiny_classifier(freeze=True)
@@ -109,8 +131,15 @@ def test_layer_wise_learning_rates_and_weight_decay_groups():
     model = _tiny_classifier()
     names = {id(p): n for n, p in model.named_parameters()}
     groups = parameter_groups(model, cfg)
-    assert all(names[id(p)].endswith("bias") or p.ndim <= 1 or "weight_g" in names[id(p)]
-               or "relative_attention_bias" in names[id(p)] for g in groups if g["weight_decay"] == 0 for p in g["params"])
+    assert all(
+        names[id(p)].endswith("bias")
+        or p.ndim <= 1
+        or "weight_g" in names[id(p)]
+        or "relative_attention_bias" in names[id(p)]
+        for g in groups
+        if g["weight_decay"] == 0
+        for p in g["params"]
+    )
     assert no_decay
 
 
@@ -158,12 +187,15 @@ def test_lora_trains_only_adapters_and_merges_back_into_a_plain_encoder():
 
 # ---- the System on real files --------------------------------------------------------------------------
 
+
 def _clips(corpus, machines=("SynthFan", "SynthValve"), per_domain=(12, 4)):
     dataset = open_dataset(corpus, 2024, "dev", list(machines))
     clips = []
     for m in machines:
         train = dataset.clips(m, "train")
-        clips += [c for c in train if c.domain == "source"][:per_domain[0]] + [c for c in train if c.domain == "target"][:per_domain[1]]
+        clips += [c for c in train if c.domain == "source"][: per_domain[0]] + [
+            c for c in train if c.domain == "target"
+        ][: per_domain[1]]
     return dataset, clips
 
 
@@ -198,13 +230,17 @@ def test_a_saved_model_of_another_architecture_is_rejected_with_its_keys(demo_co
     encoder = torch.load(tmp_path / ENCODER_FILE, weights_only=True)
     encoder["model"]["extra.weight"] = encoder["model"].pop("layer_norm.weight")
     torch.save(encoder, tmp_path / ENCODER_FILE)
-    with pytest.raises(ModelFileError, match=r"(?s)encoder.pt: BEATs checkpoint does not match.*missing keys \(1\).*"
-                                           r"layer_norm.weight.*unexpected keys \(1\).*extra.weight"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"(?s)encoder.pt: BEATs checkpoint does not match.*missing keys \(1\).*"
+        r"layer_norm.weight.*unexpected keys \(1\).*extra.weight",
+    ):
         BeatsSystem.load(tmp_path)
 
 
 def test_frozen_mode_with_a_pretrained_checkpoint_trains_nothing_and_drops_an_audioset_head(
-        demo_corpus, tmp_path, beats_reference_dir, caplog):
+    demo_corpus, tmp_path, beats_reference_dir, caplog
+):
     caplog.set_level(logging.INFO)
     _, clips = _clips(demo_corpus, ("SynthGearbox",), (10, 3))
     checkpoint = beats_reference_dir / "tiny_beats_finetuned_official_format.pt"

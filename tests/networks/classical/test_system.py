@@ -1,4 +1,5 @@
 """The classical system in-process on the demo corpus: every scorer, save/load, and short clips."""
+
 from __future__ import annotations
 
 import logging

@@ -12,7 +12,7 @@ arguments.
 We keep this small layer on argparse instead of jsonargparse: our schema lives in
 `baseline.yaml` (every key required there, one-line errors naming the key, checked by
 `core.config`), which jsonargparse would move into the dataclasses' defaults; the whole command
-line layer here is about a hundred lines.
+line layer here is about 150 lines.
 """
 
 from __future__ import annotations

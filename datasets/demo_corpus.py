@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from scipy import signal
+
+from datasets.corpus_layout import attribute_string, clip_name, write_attribute_table, write_wav
 
 SAMPLE_RATE = 16000
 
@@ -163,22 +164,17 @@ def write_machine(
         key = (split, domain, label)
         index = counters.get(key, 0)
         counters[key] = index + 1
-        attrs = f"{machine.attribute}_{value}_mic_{mic}"
-        name = f"section_00_{domain}_{split}_{label}_{index:04d}_{attrs}.wav"
+        pairs = [(machine.attribute, value), ("mic", mic)]
+        name = clip_name(domain, split, label, index, attribute_string(pairs))
         if split == "test" and anonymous_test:
             anonymous = f"section_00_{test_order[test_i]:04d}.wav"
             test_i += 1
             renames.append((anonymous, name))
             name = anonymous
-        path = raw_dir / machine.name / split / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, wave, SAMPLE_RATE, subtype="PCM_16")
-        pairs = [] if split == "test" and anonymous_test else [machine.attribute, value, "mic", mic]
-        rows.append([f"{machine.name}/{split}/{name}"] + pairs)
-    with (raw_dir / machine.name / "attributes_00.csv").open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["file_name", "d1p", "d1v", "d2p", "d2v"])
-        writer.writerows(sorted(rows))
+        write_wav(raw_dir / machine.name / split / name, wave, SAMPLE_RATE)
+        listed = [] if split == "test" and anonymous_test else [part for pair in pairs for part in pair]
+        rows.append([f"{machine.name}/{split}/{name}"] + listed)
+    write_attribute_table(raw_dir / machine.name, rows)
     return sorted(renames)
 
 

@@ -4,6 +4,7 @@ Writes `<raw>/<machine>/{train,test}/<name>.wav` and `<raw>/<machine>/attributes
 nothing. Shared by the synthetic corpora (`datasets.demo_corpus`, `datasets.shift_corpus`), so both
 write exactly what `datasets.filenames` and `datasets.manifest` parse.
 """
+
 from __future__ import annotations
 
 import csv

@@ -21,6 +21,7 @@ nothing. Anomalous test clips have one fault each, kinds in turn, severity unifo
 Machine types with hidden attributes are named `..._noAttribute.wav`, as in DCASE 2024, and list
 `noAttribute` in their attribute table; their true conditions come from `plan_machine`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.runtime import setup_logging
 from datasets.corpus_layout import attribute_string, clip_name, write_attribute_table, write_wav
 from datasets.filenames import HIDDEN_ATTRIBUTES
 from datasets.shift_machines import MACHINES, Fault, MachineType
 from datasets.synth_signals import SAMPLE_RATE, factory_background, unit_rms
-from tools.runtime import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,13 @@ class ClipPlan:
     @property
     def file_name(self) -> str:
         hidden = MACHINES_BY_NAME[self.machine].hidden
-        return clip_name(self.domain, self.split, self.label, self.index,
-                         HIDDEN_ATTRIBUTES if hidden else attribute_string(list(self.attributes)))
+        return clip_name(
+            self.domain,
+            self.split,
+            self.label,
+            self.index,
+            HIDDEN_ATTRIBUTES if hidden else attribute_string(list(self.attributes)),
+        )
 
     @property
     def relative_path(self) -> str:
@@ -111,8 +117,11 @@ def plan_machine(machine: MachineType, preset: Preset, seed: int) -> list[ClipPl
         severities = rng.random(count)
         for index in range(count):
             fault = Fault(machine.faults[kinds[index]], float(severities[index])) if label == "anomaly" else None
-            plans.append(ClipPlan(machine.name, split, domain, label, index, conditions[chosen[index]], fault,
-                                  (seed, key, len(plans))))
+            plans.append(
+                ClipPlan(
+                    machine.name, split, domain, label, index, conditions[chosen[index]], fault, (seed, key, len(plans))
+                )
+            )
     return plans
 
 
@@ -154,8 +163,10 @@ def write_corpus(out: Path, preset_name: str = "dcase", seed: int = 0, workers: 
                 log.info("skipping %s, already written (%s)", final, stamp)
                 continue
             if final.exists() and not force:
-                raise FileExistsError(f"{final} holds another or an unfinished corpus (not {stamp}): pass --force "
-                                      "to rewrite it, or choose another --out")
+                raise FileExistsError(
+                    f"{final} holds another or an unfinished corpus (not {stamp}): pass --force "
+                    "to rewrite it, or choose another --out"
+                )
             partial = out / ".partial" / name
             shutil.rmtree(partial, ignore_errors=True)
             plans = plan_machine(MACHINES_BY_NAME[name], preset, seed)
@@ -176,8 +187,12 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("data/shift"), help="corpus folder (default: data/shift)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="dcase",
-                        help="dcase: 7 machine types, 1000 + 200 clips of 10 s each; small: 4 types, 96 clips of 2 s")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="dcase",
+        help="dcase: 7 machine types, 1000 + 200 clips of 10 s each; small: 4 types, 96 clips of 2 s",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes rendering clips")
     parser.add_argument("--force", action="store_true", help="rewrite machine types already written")
     return parser
@@ -188,8 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         get_parser().error(f"--workers must be at least 1, got {args.workers}")
     setup_logging(args.out / "shift_corpus.log")
-    log.info("shift corpus: preset %s, seed %d, %d worker(s), generator version %d -> %s", args.preset, args.seed,
-             args.workers, GENERATOR_VERSION, args.out)
+    log.info(
+        "shift corpus: preset %s, seed %d, %d worker(s), generator version %d -> %s",
+        args.preset,
+        args.seed,
+        args.workers,
+        GENERATOR_VERSION,
+        args.out,
+    )
     raw = write_corpus(args.out, args.preset, args.seed, args.workers, args.force)
     log.info("done: %s (synthetic sounds: a benchmark of domain shift, not a substitute for real DCASE data)", raw)
     return 0

@@ -14,16 +14,33 @@ linear (slider: strokes with motor whine and end-stop knocks), gear mesh (gearbo
 sidebands), flow (pump: vane pass and pipe resonances), bearing (modulated high-frequency resonance),
 reciprocating piston (compressor: pressure pulses and valve clicks).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from datasets.synth_signals import (
-    SAMPLE_RATE, Microphone, bump, burst, cycles, gate, harmonic_wave, partials_below, place, place_each,
-    poisson_times, ringing, seconds, shaped_noise, tilt, tone, unit_rms, wander,
+    SAMPLE_RATE,
+    Microphone,
+    bump,
+    burst,
+    cycles,
+    gate,
+    harmonic_wave,
+    partials_below,
+    place,
+    place_each,
+    poisson_times,
+    ringing,
+    seconds,
+    shaped_noise,
+    tilt,
+    tone,
+    unit_rms,
+    wander,
 )
 
 
@@ -145,11 +162,16 @@ def valve(rng: np.random.Generator, a: dict[str, str], fault: Fault | None, n: i
     stuck = rng.random(len(closes)) < 0.6 if late else np.zeros(len(closes), dtype=bool)
     closes = closes + stuck * rng.uniform(0.3, 1.0, len(closes)) * late
     modes = list(np.array([1250.0, 2700.0, 4300.0, 6100.0]) * (1 + 0.02 * rng.standard_normal(4)))
-    click = ringing(rng, modes, rng.uniform(0.003, 0.006), 0.04) + 0.5 * ringing(rng, [rng.uniform(120, 180)], 0.015, 0.08)[:640]
+    click = (
+        ringing(rng, modes, rng.uniform(0.003, 0.006), 0.04)
+        + 0.5 * ringing(rng, [rng.uniform(120, 180)], 0.015, 0.08)[:640]
+    )
     x = place(n, opens, 0.6 * rng.uniform(0.8, 1.2, len(opens)), click)
     x += place(n, closes, rng.uniform(0.8, 1.2, len(closes)) * np.where(stuck, 0.5, 1.0), click)
     if late:  # the spool drags before a late close
-        x += place_each(n, closes[stuck] - 0.05, 4 * late * rng.uniform(0.5, 1, stuck.sum()), lambda: burst(rng, 0.05, 300, 2000))
+        x += place_each(
+            n, closes[stuck] - 0.05, 4 * late * rng.uniform(0.5, 1, stuck.sum()), lambda: burst(rng, 0.05, 300, 2000)
+        )
     bounce = _amount(fault, "bounce", 0.3, 1.0)
     if bounce:
         x += place(n, closes + rng.uniform(0.004, 0.015, len(closes)), bounce * rng.uniform(0.5, 1, len(closes)), click)
@@ -158,11 +180,15 @@ def valve(rng: np.random.Generator, a: dict[str, str], fault: Fault | None, n: i
     grit = _amount(fault, "contamination", 0.6, 3.0)
     if grit:
         times = poisson_times(rng, rng.uniform(80, 300), n)
-        x += is_open * place_each(n, times, grit * rng.uniform(0.2, 1, len(times)), lambda: burst(rng, 0.0008, 3000, 7800))
+        x += is_open * place_each(
+            n, times, grit * rng.uniform(0.2, 1, len(times)), lambda: burst(rng, 0.0008, 3000, 7800)
+        )
     leak = _amount(fault, "leak", 0.04, 0.2)
     if leak:
         x += leak * (1 - is_open) * shaped_noise(rng, n, lambda f: bump(f, 5000, 0.6))
-    x += 0.03 * harmonic_wave(cycles(50.0, n, rng), np.array([0.3, 1.0, 0.2, 0.4]), rng) + 0.01 * tone(400 * rng.uniform(0.98, 1.02), n, rng)
+    x += 0.03 * harmonic_wave(cycles(50.0, n, rng), np.array([0.3, 1.0, 0.2, 0.4]), rng) + 0.01 * tone(
+        400 * rng.uniform(0.98, 1.02), n, rng
+    )
     return _VALVE_MICS[a["mic"]].apply(rng, x)
 
 
@@ -175,13 +201,19 @@ def _strokes(rng: np.random.Generator, velocity: float, accel: float, n: int) ->
     length, dwell = 0.4, 0.15
     ramp = min(velocity / accel, np.sqrt(length / accel))  # triangular when the slide never reaches speed
     top = accel * ramp
-    cruise = max(length - accel * ramp ** 2, 0.0) / top
-    one = np.concatenate([np.linspace(0, top, int(ramp * SAMPLE_RATE)), np.full(int(cruise * SAMPLE_RATE), top),
-                          np.linspace(top, 0, int(ramp * SAMPLE_RATE)), np.zeros(int(dwell * SAMPLE_RATE))])
+    cruise = max(length - accel * ramp**2, 0.0) / top
+    one = np.concatenate(
+        [
+            np.linspace(0, top, int(ramp * SAMPLE_RATE)),
+            np.full(int(cruise * SAMPLE_RATE), top),
+            np.linspace(top, 0, int(ramp * SAMPLE_RATE)),
+            np.zeros(int(dwell * SAMPLE_RATE)),
+        ]
+    )
     period = 2 * len(one)
     start = rng.integers(0, period)
     repeats = (n + start) // period + 1
-    profile = np.tile(np.concatenate([one, -one]), repeats)[start:start + n]
+    profile = np.tile(np.concatenate([one, -one]), repeats)[start : start + n]
     events = [(i * len(one) - start) / SAMPLE_RATE for i in range(2 * repeats + 1)]
     events += [e + (len(one) - int(dwell * SAMPLE_RATE)) / SAMPLE_RATE for e in events]
     return profile, events
@@ -208,7 +240,9 @@ def slider(rng: np.random.Generator, a: dict[str, str], fault: Fault | None, n: 
     if scratch:  # damage at one place on the rail: heard once per pass
         position = np.cumsum(np.abs(v)) / SAMPLE_RATE
         times = _revolution_times(position / 0.4, rng.uniform(0.2, 0.8))
-        x += place_each(n, times, scratch * rng.uniform(0.6, 1, len(times)), lambda: burst(rng, rng.uniform(0.01, 0.04), 1000, 6000))
+        x += place_each(
+            n, times, scratch * rng.uniform(0.6, 1, len(times)), lambda: burst(rng, rng.uniform(0.01, 0.04), 1000, 6000)
+        )
     squeal = _amount(fault, "dry", 0.2, 1.0)
     if squeal:
         x += squeal * speed * tone(rng.uniform(2500, 4500) * (1 + wander(rng, n, 0.01, 4)), n, rng)
@@ -265,7 +299,9 @@ def pump(rng: np.random.Generator, a: dict[str, str], fault: Fault | None, n: in
     pulsation = unit_rms(harmonic_wave(turns, amps, rng)) * (1 + 2 * clog * np.sin(2 * np.pi * turns))
     pipes = np.array([520.0, 1350.0, 2600.0, 4100.0]) * (1 - 0.3 * clog) * (1 + 0.01 * rng.standard_normal(4))
     gains = np.array([1.0, 0.7, 0.5, 0.3]) * (flow / 35) ** np.array([0.5, 1.0, 1.5, 2.0])
-    turbulence = shaped_noise(rng, n, lambda f: sum(g * bump(f, c, 0.25) for c, g in zip(pipes, gains)) + 0.15 * tilt(f, -3))
+    turbulence = shaped_noise(
+        rng, n, lambda f: sum(g * bump(f, c, 0.25) for c, g in zip(pipes, gains)) + 0.15 * tilt(f, -3)
+    )
     x = 0.6 * pulsation + (flow / 35) * turbulence + 0.1 * tone(100.0, n, rng)
     cavitation = _amount(fault, "cavitation", 0.8, 4.0)
     if cavitation:
@@ -284,8 +320,9 @@ def pump(rng: np.random.Generator, a: dict[str, str], fault: Fault | None, n: in
 _BEARING_MICS = {
     "A": Microphone(peaks=((3200.0, 0.5, 6.0),), tilt_db_per_octave=0.0),
     "B": Microphone(peaks=((300.0, 0.8, 4.0),), tilt_db_per_octave=-3.0),
-    "C": Microphone(peaks=((1100.0, 0.4, 5.0), (5500.0, 0.4, 4.0), (3000.0, 0.3, -6.0)), tilt_db_per_octave=-1.0,
-                    reverb_s=0.2),
+    "C": Microphone(
+        peaks=((1100.0, 0.4, 5.0), (5500.0, 0.4, 4.0), (3000.0, 0.3, -6.0)), tilt_db_per_octave=-1.0, reverb_s=0.2
+    ),
 }
 
 
@@ -327,13 +364,17 @@ def compressor(rng: np.random.Generator, a: dict[str, str], fault: Fault | None,
     crank = _speed(rng, rpm / 60 * (1 - 0.01 * bar), n, drift=0.004)  # the motor labours against the pressure
     turns = cycles(crank, n, rng)
     k = np.arange(1, partials_below(crank.max(), 1500.0) + 1)
-    pulse = harmonic_wave(turns, k ** -0.7 * np.exp(-k * crank.mean() / (150 + 20 * bar)), rng)
+    pulse = harmonic_wave(turns, k**-0.7 * np.exp(-k * crank.mean() / (150 + 20 * bar)), rng)
     valve_click = ringing(rng, list(np.array([1600.0, 3400.0, 5200.0]) * rng.uniform(0.97, 1.03)), 0.003, 0.03)
     suction = _revolution_times(turns, 0.55)
     # a discharge valve that opens late meets more pressure: it slams as if the tank were fuller
     late = _amount(fault, "timing", 0.01, 0.05)
     discharge = _revolution_times(turns, 0.25 - 0.012 * bar - late)
-    x = unit_rms(pulse) + place(n, suction, 1.0, valve_click) + place(n, discharge, 0.6 + 0.12 * bar + 10 * late, valve_click)
+    x = (
+        unit_rms(pulse)
+        + place(n, suction, 1.0, valve_click)
+        + place(n, discharge, 0.6 + 0.12 * bar + 10 * late, valve_click)
+    )
     intake = gate(n, [(s, s + 0.3 / crank.mean()) for s in suction], 0.01)
     x += 0.2 * intake * shaped_noise(rng, n, lambda f: bump(f, 900, 1.0))
     x += 0.02 * bar * tone(100.0, n, rng) + 0.1 * shaped_noise(rng, n, lambda f: bump(f, 2000, 1.5))
@@ -359,18 +400,62 @@ def compressor(rng: np.random.Generator, a: dict[str, str], fault: Fault | None,
 
 
 MACHINES = (
-    MachineType("ShiftFan", (Attribute("spd", ("20", "23", "26", "29"), ("44",)), Attribute("bl", ("5", "7"), ("5", "7"))),
-                ("imbalance", "blade", "slip", "rub", "whine"), fan, snr_db=(8.0, 14.0)),
-    MachineType("ShiftValve", (Attribute("pat", ("00", "01", "02", "03"), ("01", "02")), Attribute("mic", ("A", "B"), ("C",))),
-                ("contamination", "leak", "sticking", "bounce", "spring"), valve, snr_db=(9.0, 15.0)),
-    MachineType("ShiftSlider", (Attribute("vel", ("300", "500", "700", "900"), ("500", "700")), Attribute("ac", ("0.05", "0.1", "0.2"), ("0.4",))),
-                ("scratch", "dry", "belt", "drive"), slider, snr_db=(8.0, 14.0), hidden=True),
-    MachineType("ShiftGearbox", (Attribute("volt", ("1.0", "1.3", "1.6", "1.9"), ("2.2", "2.5")), Attribute("wt", ("0", "100", "200"), ("350",))),
-                ("broken", "wear", "misalign", "brushes"), gearbox, snr_db=(6.0, 12.0), hidden=True),
-    MachineType("ShiftPump", (Attribute("flow", ("20", "30", "40", "50"), ("30", "40")), Attribute("bg", ("hall", "workshop"), ("yard",))),
-                ("cavitation", "clog", "leak", "seal"), pump, snr_db=(6.0, 12.0), background="bg"),
-    MachineType("ShiftBearing", (Attribute("vel", ("6", "8", "10", "12"), ("8", "10")), Attribute("loc", ("A", "B"), ("C",))),
-                ("outer", "inner", "ball", "lubrication", "preload"), bearing, snr_db=(9.0, 15.0)),
-    MachineType("ShiftCompressor", (Attribute("rpm", ("900", "1200", "1500"), ("1200", "1500")), Attribute("pres", ("4", "6", "8"), ("11",))),
-                ("leak", "knock", "loose", "flutter", "timing"), compressor, snr_db=(8.0, 14.0)),
+    MachineType(
+        "ShiftFan",
+        (Attribute("spd", ("20", "23", "26", "29"), ("44",)), Attribute("bl", ("5", "7"), ("5", "7"))),
+        ("imbalance", "blade", "slip", "rub", "whine"),
+        fan,
+        snr_db=(8.0, 14.0),
+    ),
+    MachineType(
+        "ShiftValve",
+        (Attribute("pat", ("00", "01", "02", "03"), ("01", "02")), Attribute("mic", ("A", "B"), ("C",))),
+        ("contamination", "leak", "sticking", "bounce", "spring"),
+        valve,
+        snr_db=(9.0, 15.0),
+    ),
+    MachineType(
+        "ShiftSlider",
+        (
+            Attribute("vel", ("300", "500", "700", "900"), ("500", "700")),
+            Attribute("ac", ("0.05", "0.1", "0.2"), ("0.4",)),
+        ),
+        ("scratch", "dry", "belt", "drive"),
+        slider,
+        snr_db=(8.0, 14.0),
+        hidden=True,
+    ),
+    MachineType(
+        "ShiftGearbox",
+        (
+            Attribute("volt", ("1.0", "1.3", "1.6", "1.9"), ("2.2", "2.5")),
+            Attribute("wt", ("0", "100", "200"), ("350",)),
+        ),
+        ("broken", "wear", "misalign", "brushes"),
+        gearbox,
+        snr_db=(6.0, 12.0),
+        hidden=True,
+    ),
+    MachineType(
+        "ShiftPump",
+        (Attribute("flow", ("20", "30", "40", "50"), ("30", "40")), Attribute("bg", ("hall", "workshop"), ("yard",))),
+        ("cavitation", "clog", "leak", "seal"),
+        pump,
+        snr_db=(6.0, 12.0),
+        background="bg",
+    ),
+    MachineType(
+        "ShiftBearing",
+        (Attribute("vel", ("6", "8", "10", "12"), ("8", "10")), Attribute("loc", ("A", "B"), ("C",))),
+        ("outer", "inner", "ball", "lubrication", "preload"),
+        bearing,
+        snr_db=(9.0, 15.0),
+    ),
+    MachineType(
+        "ShiftCompressor",
+        (Attribute("rpm", ("900", "1200", "1500"), ("1200", "1500")), Attribute("pres", ("4", "6", "8"), ("11",))),
+        ("leak", "knock", "loose", "flutter", "timing"),
+        compressor,
+        snr_db=(8.0, 14.0),
+    ),
 )

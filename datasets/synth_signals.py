@@ -6,11 +6,12 @@ arrays of `n` samples. Harmonic series are drawn from a one-period wavetable ind
 cycle count, so a time-varying speed and hundreds of harmonics cost one table look-up per sample;
 noise is shaped in the frequency domain (one FFT each way), so any spectral envelope costs the same.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import ndimage, signal
@@ -47,7 +48,7 @@ def harmonic_wave(cycle_count: np.ndarray, amplitudes: np.ndarray, rng: np.rando
     phase. The caller keeps harmonics below Nyquist (`partials_below`)."""
     k = len(amplitudes)
     spectrum = np.zeros(_TABLE // 2 + 1, dtype=complex)
-    spectrum[1:k + 1] = np.asarray(amplitudes) * np.exp(2j * np.pi * rng.random(k)) * (_TABLE / 2)
+    spectrum[1 : k + 1] = np.asarray(amplitudes) * np.exp(2j * np.pi * rng.random(k)) * (_TABLE / 2)
     table = np.fft.irfft(spectrum, _TABLE)
     table = np.append(table, table[0])  # one wrap-around sample spares a modulo per look-up
     position = cycle_count * _TABLE
@@ -80,14 +81,19 @@ def shaped_noise(rng: np.random.Generator, n: int, gain: Callable[[np.ndarray], 
 
 def unit_rms(x: np.ndarray) -> np.ndarray:
     """`x` scaled to an RMS of 1 (silence stays silence)."""
-    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
 
 
 def ringing(rng: np.random.Generator, freqs: list[float], decay_s: float, length_s: float = 0.05) -> np.ndarray:
     """Impulse response of a struck object: damped modes at `freqs` Hz with random gains, peak 1."""
     t = seconds(int(length_s * SAMPLE_RATE))
-    x = sum(rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) * np.exp(-t / (decay_s * rng.uniform(0.7, 1.3)))
-            for f in freqs if f < SAMPLE_RATE / 2)
+    x = sum(
+        rng.uniform(0.5, 1.0)
+        * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        * np.exp(-t / (decay_s * rng.uniform(0.7, 1.3)))
+        for f in freqs
+        if f < SAMPLE_RATE / 2
+    )
     return x / (np.max(np.abs(x)) + 1e-12)
 
 
@@ -113,7 +119,9 @@ def place(n: int, times_s: np.ndarray, amplitudes: np.ndarray | float, kernel: n
     return signal.oaconvolve(train, kernel)[:n]
 
 
-def place_each(n: int, times_s: np.ndarray, amplitudes: np.ndarray, make_kernel: Callable[[], np.ndarray]) -> np.ndarray:
+def place_each(
+    n: int, times_s: np.ndarray, amplitudes: np.ndarray, make_kernel: Callable[[], np.ndarray]
+) -> np.ndarray:
     """Like `place`, with a fresh kernel from `make_kernel()` for every event (no two alike)."""
     x = np.zeros(n)
     for time, amplitude in zip(np.asarray(times_s), np.broadcast_to(amplitudes, np.shape(times_s))):
@@ -121,7 +129,7 @@ def place_each(n: int, times_s: np.ndarray, amplitudes: np.ndarray, make_kernel:
         start = int(round(time * SAMPLE_RATE))
         if 0 <= start < n:
             stop = min(start + len(kernel), n)
-            x[start:stop] += amplitude * kernel[:stop - start]
+            x[start:stop] += amplitude * kernel[: stop - start]
     return x
 
 
@@ -129,7 +137,7 @@ def gate(n: int, intervals_s: list[tuple[float, float]], ramp_s: float = 0.004) 
     """[n] envelope, 1 inside the (start, stop) intervals in seconds and 0 outside, with short ramps."""
     g = np.zeros(n)
     for start, stop in intervals_s:
-        g[max(int(start * SAMPLE_RATE), 0):max(int(stop * SAMPLE_RATE), 0)] = 1.0
+        g[max(int(start * SAMPLE_RATE), 0) : max(int(stop * SAMPLE_RATE), 0)] = 1.0
     return ndimage.uniform_filter1d(g, max(int(ramp_s * SAMPLE_RATE), 1), mode="constant")
 
 
@@ -160,7 +168,7 @@ class Microphone:
         if self.reverb_s > 0:
             t = seconds(int(self.reverb_s * SAMPLE_RATE))
             tail = rng.standard_normal(len(t)) * np.exp(-6.9 * t / self.reverb_s)
-            response = np.concatenate([[1.0], 0.5 * tail / np.sqrt(np.sum(tail ** 2))])
+            response = np.concatenate([[1.0], 0.5 * tail / np.sqrt(np.sum(tail**2))])
             y = signal.oaconvolve(y, response)[:n]
         return y
 
@@ -183,16 +191,26 @@ def factory_background(rng: np.random.Generator, kind: str, n: int) -> np.ndarra
     mains = rng.choice([50.0, 60.0])
     hum = harmonic_wave(cycles(mains, n, rng), rng.uniform(0, 1, 6) * 0.5 ** np.arange(6), rng)
     f0 = rng.uniform(25, 70) if kind != "yard" else rng.uniform(90, 140)
-    distant = harmonic_wave(cycles(f0 * (1 + wander(rng, n, 0.01)), n, rng),
-                            rng.uniform(0.2, 1, 12) * bump(f0 * np.arange(1, 13), rng.uniform(150, 600), 1.0), rng)
+    distant = harmonic_wave(
+        cycles(f0 * (1 + wander(rng, n, 0.01)), n, rng),
+        rng.uniform(0.2, 1, 12) * bump(f0 * np.arange(1, 13), rng.uniform(150, 600), 1.0),
+        rng,
+    )
     x = air + rng.uniform(0.05, 0.4) * unit_rms(hum) + rng.uniform(0.1, 0.6) * unit_rms(distant)
     if kind == "workshop":
         clanks = poisson_times(rng, rng.uniform(0.3, 1.5), n)
-        x += place_each(n, clanks, rng.uniform(1, 6, len(clanks)),
-                        lambda: ringing(rng, list(rng.uniform(400, 5000, 4)), rng.uniform(0.02, 0.12), 0.4))
+        x += place_each(
+            n,
+            clanks,
+            rng.uniform(1, 6, len(clanks)),
+            lambda: ringing(rng, list(rng.uniform(400, 5000, 4)), rng.uniform(0.02, 0.12), 0.4),
+        )
         for start in poisson_times(rng, 0.15, n):
-            x += rng.uniform(0.3, 1.0) * gate(n, [(start, start + rng.uniform(0.2, 1.0))], 0.05) * shaped_noise(
-                rng, n, lambda f: bump(f, rng.uniform(2500, 5000), 0.7))
+            x += (
+                rng.uniform(0.3, 1.0)
+                * gate(n, [(start, start + rng.uniform(0.2, 1.0))], 0.05)
+                * shaped_noise(rng, n, lambda f: bump(f, rng.uniform(2500, 5000), 0.7))
+            )
     if kind == "yard":
         x += 2.0 * shaped_noise(rng, n, lambda f: bump(f, 40, 1.5)) * (1 + wander(rng, n, 0.5, 0.5)).clip(0.1)
         x += 0.5 * shaped_noise(rng, n, lambda f: bump(f, 3000, 0.8))  # traffic beyond the fence

@@ -1,4 +1,5 @@
 """The synthetic corpora's layout writer produces what the file-name parser and the manifest read."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,9 @@ def test_table_header_fits_the_widest_row_and_the_manifest_reads_it(tmp_path):
     narrow = clip_name("source", "train", "normal", 1, "noAttribute")
     for name in (wide, narrow):
         write_wav(machine / "train" / name, np.zeros(160, dtype=np.float32), 16000)
-    write_attribute_table(machine, [[f"Fan/train/{narrow}", "noAttribute", ""], [f"Fan/train/{wide}", "a", "1", "b", "2"]])
+    write_attribute_table(
+        machine, [[f"Fan/train/{narrow}", "noAttribute", ""], [f"Fan/train/{wide}", "a", "1", "b", "2"]]
+    )
     lines = (machine / "attributes_00.csv").read_text().splitlines()
     assert lines == ["file_name,d1p,d1v,d2p,d2v", f"Fan/train/{wide},a,1,b,2", f"Fan/train/{narrow},noAttribute,"]
     clips = machine_clips(tmp_path, "Fan", "train")

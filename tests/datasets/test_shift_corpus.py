@@ -1,5 +1,6 @@
 """The domain-shift corpus (small preset): DCASE 2024 layout, counts, determinism, unseen target
 conditions, hidden attributes, faults that change the sound, and the toolkit reading it."""
+
 from __future__ import annotations
 
 import csv
@@ -15,11 +16,14 @@ from datasets.filenames import parse_file_name
 from datasets.manifest import open_dataset
 from datasets.shift_corpus import MACHINES_BY_NAME, PRESETS, main, plan_machine, render_clip
 from datasets.shift_machines import MACHINES, Fault
-from tools.metrics import section_metrics
+from reporting.metrics import section_metrics
 
 SMALL = PRESETS["small"]
-CELLS = {("train", "source", "normal"): 60, ("train", "target", "normal"): 4,
-         **{("test", d, label): 8 for d in ("source", "target") for label in ("normal", "anomaly")}}
+CELLS = {
+    ("train", "source", "normal"): 60,
+    ("train", "target", "normal"): 4,
+    **{("test", d, label): 8 for d in ("source", "target") for label in ("normal", "anomaly")},
+}
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +167,13 @@ def test_loudness_alone_does_not_find_the_anomalies(corpus):
     for name in SMALL.machines:
         clips = open_dataset(corpus, 2024, "dev", [name]).clips(name, "test")
         rms = np.array([np.sqrt(np.mean(sf.read(c.path)[0] ** 2)) for c in clips])
-        m = section_metrics(name, "00", np.array([c.label == "anomaly" for c in clips]),
-                            np.array([c.domain == "target" for c in clips]), rms, np.zeros(len(clips)))
+        m = section_metrics(
+            name,
+            "00",
+            np.array([c.label == "anomaly" for c in clips]),
+            np.array([c.domain == "target" for c in clips]),
+            rms,
+            np.zeros(len(clips)),
+        )
         aucs += [m.auc["source"], m.auc["target"]]
     assert 0.3 < np.mean(aucs) < 0.7

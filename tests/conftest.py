@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,31 @@ def run_dirs(root: Path) -> list[str]:
         "--data.cache_dir",
         str(root / "cache"),
     ]
+
+
+def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 600) -> None:
+    """Start a real entry point (e.g. `./01_train.sh ...`) and SIGKILL it, with every worker it has,
+    as soon as `ready()` holds. Fails if it ends by itself first or `ready()` never holds."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    process = subprocess.Popen(
+        args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert process.poll() is None, "the process ended before it could be killed"
+            assert time.monotonic() < deadline, f"not ready within {timeout} s"
+            time.sleep(0.02)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+
+
+def parse_figures(stdout: str) -> dict[str, tuple[float, str]]:
+    """A benchmark's `name value unit` lines as name -> (value, unit)."""
+    parsed = {}
+    for line in stdout.splitlines():
+        name, value, unit = line.split(" ")
+        parsed[name] = (float(value), unit)
+    return parsed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from benchmarks import autoencoder as benchmark
+from tests.conftest import parse_figures
 
 
 def test_the_benchmark_prints_its_figures(tmp_path, capsys):
@@ -10,10 +11,7 @@ def test_the_benchmark_prints_its_figures(tmp_path, capsys):
         ["--workdir", str(tmp_path), "--train-clips", "20", "--test-clips", "8", "--seconds", "1", "--epochs", "2"]
     )
     assert status == 0
-    figures = {}
-    for line in capsys.readouterr().out.splitlines():
-        name, value, unit = line.split(" ")
-        figures[name] = (float(value), unit)
+    figures = parse_figures(capsys.readouterr().out)
     for name, unit in [
         ("feature_extraction_train", "clips/s"),
         ("train_epoch_mean", "s/epoch"),

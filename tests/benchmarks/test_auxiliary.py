@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.conftest import run_script
+from tests.conftest import parse_figures, run_script
 
 
 def test_benchmark_prints_its_figures():
@@ -29,10 +29,7 @@ def test_benchmark_prints_its_figures():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = {}
-    for line in result.stdout.splitlines():
-        name, value, unit = line.split(" ")
-        figures[name] = (float(value), unit)
+    figures = parse_figures(result.stdout)
     for name, unit in (
         ("train_clips_per_second", "clips/s"),
         ("embed_clips_per_second", "clips/s"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from benchmarks.beats_training import random_classifier
-from tests.conftest import run_script
+from tests.conftest import parse_figures, run_script
 
 
 def test_training_step_benchmark_prints_its_figures():
@@ -31,10 +31,7 @@ def test_training_step_benchmark_prints_its_figures():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = {}
-    for line in result.stdout.splitlines():
-        name, value, unit = line.split(" ")
-        figures[name] = (float(value), unit)
+    figures = parse_figures(result.stdout)
     assert figures["cpu_lora_train_step_seconds"][1] == "s" and figures["cpu_lora_train_step_seconds"][0] > 0
     assert figures["cpu_lora_train_clips_per_s"][1] == "clips/s" and figures["cpu_lora_peak_rss"][1] == "MiB"
     assert figures["batch"] == (2.0, "clips") and "cpu_finetune_train_step_seconds" not in figures

@@ -5,18 +5,13 @@ real training process and resume it, and the errors users meet, from real proces
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, run_dirs, run_script
+from tests.conftest import kill_when, run_dirs, run_script
 from tools import test as test_driver
 from tools import train as train_driver
 
@@ -87,20 +82,7 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_finishes(demo_corpus,
     ] + run_dirs(tmp_path)
     log_file = tmp_path / "models" / "dev_data" / "autoencoder" / "train.log"
     model_dir = tmp_path / "models" / "dev_data" / "autoencoder" / "SynthFan"
-    env = {**os.environ, "PYTHON": sys.executable}
-    process = subprocess.Popen(
-        args, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while "epoch 3/20" not in (log_file.read_text() if log_file.is_file() else ""):
-            assert process.poll() is None, "training ended before it could be killed"
-            assert time.monotonic() < deadline, "training never reached epoch 3"
-            time.sleep(0.02)
-        os.killpg(process.pid, signal.SIGKILL)  # the training process and any worker it has
-    finally:
-        process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+    kill_when(args, lambda: "epoch 3/20" in (log_file.read_text() if log_file.is_file() else ""), timeout=300)
     assert not (model_dir / ".completed").exists()
     saved = torch.load(model_dir / "checkpoint.pt", weights_only=True)["epoch"]
     assert 3 <= saved < 20

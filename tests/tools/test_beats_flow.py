@@ -5,18 +5,14 @@ against one; a training process killed and resumed; evaluation mode; the errors 
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT, ok, run_dirs, run_script
+from tests.conftest import kill_when, ok, run_dirs, run_script
 
 DEV_MACHINES = ["SynthFan", "SynthGearbox", "SynthPump", "SynthValve"]
 EVAL_MACHINES = ["SynthBlower", "SynthConveyor"]
@@ -175,23 +171,7 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_matches(eval_referenc
     args = [a for a in eval_reference["args"]]
     args[args.index("--run.model_dir") + 1] = str(tmp_path / "models")
     model = tmp_path / "models" / "eval_data" / "beats" / "all"
-    env = {**os.environ, "PYTHON": sys.executable}
-    process = subprocess.Popen(
-        ["./01_train.sh", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 600
-        while not (model / "training_log.csv").is_file() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    assert process.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    kill_when(["./01_train.sh", *args], lambda: (model / "training_log.csv").is_file())
     done_epochs = len(_log(model))
     assert 1 <= done_epochs < int(SMALL_EPOCHS) and not (model / ".completed").exists()
     resumed = ok(run_script(["./01_train.sh", *args]))

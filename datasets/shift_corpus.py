@@ -199,9 +199,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
-    if args.workers < 1:
-        get_parser().error(f"--workers must be at least 1, got {args.workers}")
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.seed < 0:
+        parser.error(f"--workers must be at least 1 and --seed at least 0, got {args.workers} and {args.seed}")
     setup_logging(args.out / "shift_corpus.log")
     log.info(
         "shift corpus: preset %s, seed %d, %d worker(s), generator version %d -> %s",
@@ -211,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         GENERATOR_VERSION,
         args.out,
     )
-    raw = write_corpus(args.out, args.preset, args.seed, args.workers, args.force)
+    try:
+        raw = write_corpus(args.out, args.preset, args.seed, args.workers, args.force)
+    except FileExistsError as e:
+        log.error("%s", e)
+        return 1
     log.info("done: %s (synthetic sounds: a benchmark of domain shift, not a substitute for real DCASE data)", raw)
     return 0
 

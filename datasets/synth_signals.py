@@ -181,7 +181,7 @@ def factory_background(rng: np.random.Generator, kind: str, n: int) -> np.ndarra
 
     hall: broadband air-handling noise, mains hum and a distant machine, slowly swelling;
     workshop: brighter noise with metal clanks and bursts of compressed air;
-    yard: low rumble, a passing engine, traffic and wind gusts, twice as loud as the others (used only
+    yard: low rumble, a passing engine, traffic and wind gusts, three times as loud as the others (used only
     where a machine's target domain moves it to another site).
     """
     if kind not in BACKGROUNDS:
@@ -214,4 +214,4 @@ def factory_background(rng: np.random.Generator, kind: str, n: int) -> np.ndarra
     if kind == "yard":
         x += 2.0 * shaped_noise(rng, n, lambda f: bump(f, 40, 1.5)) * (1 + wander(rng, n, 0.5, 0.5)).clip(0.1)
         x += 0.5 * shaped_noise(rng, n, lambda f: bump(f, 3000, 0.8))  # traffic beyond the fence
-    return unit_rms(x * (1 + wander(rng, n, 0.15, 0.3)).clip(0.2)) * (2.0 if kind == "yard" else 1.0)
+    return unit_rms(x * (1 + wander(rng, n, 0.15, 0.3)).clip(0.2)) * (3.0 if kind == "yard" else 1.0)

@@ -131,8 +131,9 @@ def test_rerun_skips_other_settings_are_refused_and_force_rewrites(corpus, tmp_p
     assert main(["--out", str(out), "--preset", "small", "--seed", "5"]) == 0
     assert clip.stat().st_mtime_ns == before
     assert (out / "shift_corpus.log").read_text().count("skipping") == len(SMALL.machines)
-    with pytest.raises(FileExistsError, match="--force"):
-        main(["--out", str(out), "--preset", "small", "--seed", "6"])
+    assert main(["--out", str(out), "--preset", "small", "--seed", "6"]) == 1
+    assert f"{out / 'dev_data' / 'raw' / SMALL.machines[0]} holds another" in (out / "shift_corpus.log").read_text()
+    assert "pass --force" in (out / "shift_corpus.log").read_text()
     assert main(["--out", str(out), "--preset", "small", "--seed", "6", "--force"]) == 0
     assert clip.read_bytes() != (corpus / clip.relative_to(out)).read_bytes()
 
@@ -177,3 +178,10 @@ def test_loudness_alone_does_not_find_the_anomalies(corpus):
         )
         aucs += [m.auc["source"], m.auc["target"]]
     assert 0.3 < np.mean(aucs) < 0.7
+
+
+@pytest.mark.parametrize("bad", [["--workers", "0"], ["--seed", "-1"], ["--preset", "huge"]])
+def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, bad):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path / "c"), *bad])
+    assert exit_info.value.code == 2 and not (tmp_path / "c").exists()

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import write_text
-from core.config import Config, EnsembleConfig
+from core.config import Config, EnsembleConfig, FeatureConfig
 from core.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, sibling_model_dir
 from datasets.manifest import Clip, DatasetError
 from networks.ensemble.fusion import FUSIONS, fuse, member_config, member_systems, parse_members, weights_of
 from networks.registry import get_system
 from networks.section_standardiser import SectionStandardiser, missing_section
-from networks.system import ModelFileError, Runtime, System
+from networks.system import AudioInput, ModelFileError, Runtime, System
 from networks.train_scores import read_train_score_table
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class EnsembleSystem(System):
     scope = "machine"  # a member that trains one model for all machine types serves each of them
     scorers = tuple(FUSIONS)
 
-    def __init__(self, settings: EnsembleConfig, feature, audio, seed: int) -> None:
+    def __init__(self, settings: EnsembleConfig, feature: FeatureConfig, audio: AudioInput, seed: int) -> None:
         super().__init__(settings, feature, audio, seed)
         self.machines_: list[str] = []
         self.member_stamps_: dict[str, str] = {}  # member system -> its `.completed` marker at fit time

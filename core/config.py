@@ -223,6 +223,16 @@ class AuxiliaryConfig:
     threads: NonNegativeInt  # CPU threads for torch; 0 = PyTorch's default (all cores)
 
 
+# A member of an ensemble: a registered system and, optionally, one of its scorers.
+MemberName = Annotated[str, Matches(r"[A-Za-z0-9_]+(:[A-Za-z0-9_]+)?", "system or system:scorer")]
+
+
+@dataclass
+class EnsembleConfig:
+    members: list[MemberName]  # e.g. classical:gaussian; each member reads its own section of this configuration
+    weights: list[PositiveFloat]  # one per member, or none (equal weights)
+
+
 @dataclass
 class Config:
     run: RunConfig
@@ -235,6 +245,7 @@ class Config:
     autoencoder: AutoencoderConfig
     beats: BeatsConfig
     auxiliary: AuxiliaryConfig
+    ensemble: EnsembleConfig
     download: DownloadConfig
 
     def to_dict(self) -> dict:

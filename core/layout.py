@@ -25,6 +25,12 @@ def result_dir(cfg: Config, scorer: str) -> Path:
     return Path(cfg.run.result_dir) / f"{cfg.run.mode}_data" / f"{cfg.run.system}_{scorer}"
 
 
+def sibling_model_dir(model_dir: Path, system: str, group: str) -> Path:
+    """The model folder of another `system` for `group` in the same models root as `model_dir`
+    (`models/dev_data/ensemble/fan` -> `models/dev_data/<system>/<group>`)."""
+    return Path(model_dir).parent.parent / system / group
+
+
 def model_groups(scope: str, machines: list[str]) -> dict[str, list[str]]:
     """Model folder name -> machine types it serves: one per machine type, or one for all."""
     if scope == "machine":

@@ -14,6 +14,7 @@ SYSTEMS: dict[str, str] = {
     "classical": "networks.classical.system:ClassicalSystem",
     "beats": "networks.beats.system:BeatsSystem",
     "auxiliary": "networks.auxiliary.system:AuxiliarySystem",
+    "ensemble": "networks.ensemble.system:EnsembleSystem",  # fuses the scores of the others
 }
 
 

@@ -76,6 +76,16 @@ class System(ABC):
             getattr(cfg, cls.section), cfg.feature, AudioInput(cfg.data.sample_rate, cfg.data.channel), cfg.run.seed
         )
 
+    @classmethod
+    def member_configs(cls, cfg: Config) -> list[Config]:
+        """The configurations of the systems this one is built from (an ensemble's members), which
+        `01_train.sh` trains first, each into its own model folder; none for a system of its own.
+
+        Raises:
+            ConfigError: the configuration names members that do not exist (listing the valid ones).
+        """
+        return []
+
     def get_params(self) -> dict:
         """The parameters as configuration sections (`{"feature": {...}, "data": {"sample_rate": ...}, ...}`)."""
         return {

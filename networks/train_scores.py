@@ -2,21 +2,23 @@
 thresholds are fitted at test time.
 
 Writes one row per training clip: machine, section, domain, name and one column per scorer
-(`repr` of the float, so the values read back bit for bit). Reads them back per scorer and section.
+(`repr` of the float, so the values read back bit for bit). Reads them back per scorer and section,
+or row by row with each clip's key (to align the clips of several systems).
 """
 
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from core.atomic import write_csv
+from networks.section_banks import group_indices
 from networks.system import ModelFileError, System
 
 KEY_COLUMNS = ["machine", "section", "domain", "name"]
+ClipKey = tuple[str, str, str, str]  # machine, section, domain, name
 
 
 def write_train_scores(path: Path, system: System) -> None:
@@ -31,15 +33,16 @@ def write_train_scores(path: Path, system: System) -> None:
     write_csv(path, rows)
 
 
-def read_train_scores(path: Path) -> dict[str, dict[tuple[str, str], np.ndarray]]:
-    """scorer -> (machine, section) -> [clips] training scores.
+def read_train_score_table(path: Path) -> tuple[list[ClipKey], dict[str, np.ndarray]]:
+    """Each row's (machine, section, domain, name) and scorer -> [rows] scores, in file order.
 
     Raises:
         ModelFileError: the file is missing, truncated or not a training-score table; naming it.
     """
     if not path.is_file():
         raise ModelFileError(f"training scores {path} are missing")
-    by_scorer: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
+    keys: list[ClipKey] = []
+    columns: list[list[float]] = []
     try:
         with path.open(newline="") as f:
             reader = csv.reader(f)
@@ -47,17 +50,30 @@ def read_train_scores(path: Path) -> dict[str, dict[tuple[str, str], np.ndarray]
             if header[: len(KEY_COLUMNS)] != KEY_COLUMNS or len(header) == len(KEY_COLUMNS):
                 raise ValueError("not a training-score table")
             scorers = header[len(KEY_COLUMNS) :]
+            columns = [[] for _ in scorers]
             for line, row in enumerate(reader, start=2):
                 if len(row) != len(header):
                     raise ValueError(f"line {line} has {len(row)} fields, expected {len(header)}")
-                for scorer, text in zip(scorers, row[len(KEY_COLUMNS) :]):
+                for scorer, column, text in zip(scorers, columns, row[len(KEY_COLUMNS) :]):
                     value = float(text)
                     if not np.isfinite(value):
                         raise ValueError(f"line {line} holds a non-finite {scorer} score")
-                    by_scorer[scorer][(row[0], row[1])].append(value)
+                    column.append(value)
+                keys.append((row[0], row[1], row[2], row[3]))
     except (StopIteration, ValueError, UnicodeDecodeError, csv.Error) as e:
         reason = "it is empty" if isinstance(e, StopIteration) else str(e)
         raise ModelFileError(f"training scores {path} are damaged ({reason})") from None
-    if not by_scorer:
+    if not keys:
         raise ModelFileError(f"training scores {path} are damaged (no rows)")
-    return {s: {key: np.array(v) for key, v in sections.items()} for s, sections in by_scorer.items()}
+    return keys, {scorer: np.array(column) for scorer, column in zip(scorers, columns)}
+
+
+def read_train_scores(path: Path) -> dict[str, dict[tuple[str, str], np.ndarray]]:
+    """scorer -> (machine, section) -> [clips] training scores.
+
+    Raises:
+        ModelFileError: the file is missing, truncated or not a training-score table; naming it.
+    """
+    keys, scores = read_train_score_table(path)
+    sections = group_indices((machine, section) for machine, section, _, _ in keys)
+    return {scorer: {key: values[idx] for key, idx in sections.items()} for scorer, values in scores.items()}

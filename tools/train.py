@@ -1,6 +1,7 @@
 """Train a system on the normal training clips: `./01_train.sh -d|-e [--system NAME] ...`.
 
-Reads `<raw>/<machine>/train/*.wav` of every selected machine type; writes, per model folder
+Reads `<raw>/<machine>/train/*.wav` of every selected machine type (an ensemble: its members'
+models, which are trained first, each into its own folders as `--system <member>` would); writes, per model folder
 (`models/<dev|eval>_data/<system>/<machine or all>/`), the model, its resolved `config.yaml`,
 `train_scores.csv` (each training clip's score per scorer, for the decision thresholds) and a
 `.completed` marker holding the training fingerprint. A finished model with the same
@@ -22,11 +23,11 @@ import torch.distributed as dist
 
 from core.atomic import write_text
 from core.cli import RUN_OPTIONS, command_parser, parse_command_line
-from core.config import ConfigError, save_config
+from core.config import Config, ConfigError, save_config
 from core.layout import COMPLETE_MARKER, TRAIN_SCORES_FILE, model_groups, model_root, training_fingerprint
 from core.runtime import pick_device, seed_everything, setup_logging
 from datasets.audio import AudioError
-from datasets.manifest import DatasetError, open_dataset
+from datasets.manifest import Dataset, DatasetError, open_dataset
 from networks.registry import get_system
 from networks.system import ModelFileError, Runtime, System
 from networks.train_scores import read_train_scores, write_train_scores
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _, cfg = parse_command_line(parser, argv)
         system_cls = get_system(cfg.run.system)
+        system_cls.member_configs(cfg)  # an ensemble's unknown member is a usage error before any work
     except (ConfigError, KeyError) as e:
         parser.error(str(e).strip('"'))
     rank = int(os.environ.get("RANK", "0"))
@@ -60,56 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as e:
         log.error("%s", e)
         return 1
-    root = model_root(cfg)
     if rank == 0:  # only now that there is data to train on: a wrong data root leaves no empty folders
-        setup_logging(root / "train.log")
+        setup_logging(model_root(cfg) / "train.log")
     device = _init_distributed(pick_device(cfg.run.device))
-    log.info("configuration: %s", json.dumps(cfg.to_dict()))
-    log.info(
-        "system %s, mode %s, data %s, machines %s, device %s, seed %d",
-        cfg.run.system,
-        cfg.run.mode,
-        dataset.raw_dir,
-        ",".join(dataset.machines),
-        device,
-        cfg.run.seed,
-    )
     runtime = Runtime(device, cfg.data, dataset.expected_channels)
     failed = []
-    groups = model_groups(system_cls.scope, dataset.machines)
-    for stage, (group, machines) in enumerate(groups.items(), start=1):
-        out = root / group
-        stamp = training_fingerprint(cfg, machines)
-        if not cfg.run.force and _finished(out, stamp, system_cls):
-            log.info("%s: skipping, already trained with this configuration (--force to retrain)", group)
-            continue
-        log.info(
-            "Stage %d: train %s: %s -> %s",
-            stage,
-            group,
-            ", ".join(str(dataset.raw_dir / m / "train") for m in machines),
-            out,
-        )
-        if rank == 0:  # a failed retraining must not leave the previous model looking complete
-            (out / COMPLETE_MARKER).unlink(missing_ok=True)
-        seed_everything(cfg.run.seed, device)
-        try:
-            clips = [c for m in machines for c in dataset.clips(m, "train")]
-            system = system_cls.from_config(cfg).fit(clips, runtime, out)
-        except (DatasetError, AudioError) as e:
-            log.error("%s: training failed: %s", group, e)
-            failed.append(group)
-            continue
-        except Exception:
-            log.exception("%s: training failed", group)
-            failed.append(group)
-            continue
-        if rank == 0:
-            system.save(out)
-            save_config(cfg, out / "config.yaml")
-            write_train_scores(out / TRAIN_SCORES_FILE, system)
-            write_text(out / COMPLETE_MARKER, stamp + "\n")
-        log.info("%s: done (%d training clips)", group, len(system.train_clips_))
+    # An ensemble's members train first, each exactly as `01_train.sh --system <member>` would.
+    for member_cfg in system_cls.member_configs(cfg):
+        failed += _train_system(member_cfg, dataset, runtime, rank, f"{member_cfg.run.system} ")
+    failed += _train_system(cfg, dataset, runtime, rank, "")
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
@@ -117,6 +78,62 @@ def main(argv: list[str] | None = None) -> int:
         log.error("training failed for: %s", ", ".join(failed))
         return 1
     return 0
+
+
+def _train_system(cfg: Config, dataset: Dataset, runtime: Runtime, rank: int, label: str) -> list[str]:
+    """Train every model group of `cfg.run.system` into its model folder; return the failed ones
+    (prefixed with `label`). Each system logs to its own `train.log` as well as to the console."""
+    system_cls = get_system(cfg.run.system)
+    root = model_root(cfg)
+    if rank == 0:
+        setup_logging(root / "train.log")
+    log.info("configuration: %s", json.dumps(cfg.to_dict()))
+    log.info(
+        "system %s, mode %s, data %s, machines %s, device %s, seed %d",
+        cfg.run.system,
+        cfg.run.mode,
+        dataset.raw_dir,
+        ",".join(dataset.machines),
+        runtime.device,
+        cfg.run.seed,
+    )
+    failed = []
+    groups = model_groups(system_cls.scope, dataset.machines)
+    for stage, (group, machines) in enumerate(groups.items(), start=1):
+        out = root / group
+        stamp = training_fingerprint(cfg, machines)
+        if not cfg.run.force and _finished(out, stamp, system_cls):
+            log.info("%s%s: skipping, already trained with this configuration (--force to retrain)", label, group)
+            continue
+        log.info(
+            "Stage %d: train %s%s: %s -> %s",
+            stage,
+            label,
+            group,
+            ", ".join(str(dataset.raw_dir / m / "train") for m in machines),
+            out,
+        )
+        if rank == 0:  # a failed retraining must not leave the previous model looking complete
+            (out / COMPLETE_MARKER).unlink(missing_ok=True)
+        seed_everything(cfg.run.seed, runtime.device)
+        try:
+            clips = [c for m in machines for c in dataset.clips(m, "train")]
+            system = system_cls.from_config(cfg).fit(clips, runtime, out)
+        except (DatasetError, AudioError, ModelFileError) as e:
+            log.error("%s%s: training failed: %s", label, group, e)
+            failed.append(label + group)
+            continue
+        except Exception:
+            log.exception("%s%s: training failed", label, group)
+            failed.append(label + group)
+            continue
+        if rank == 0:
+            system.save(out)
+            save_config(cfg, out / "config.yaml")
+            write_train_scores(out / TRAIN_SCORES_FILE, system)
+            write_text(out / COMPLETE_MARKER, stamp + "\n")
+        log.info("%s%s: done (%d training clips)", label, group, len(system.train_clips_))
+    return failed
 
 
 def _finished(out: Path, stamp: str, system_cls: type[System]) -> bool:

@@ -1,5 +1,5 @@
 """The scorers of the auxiliary system, fitted on one trained network's training embeddings and
-class logits, and the per-section standardisation that lets an ensemble average them.
+class logits, standardised per section (`networks.section_standardiser`) so that an ensemble can average them.
 
 Reads embeddings `[clips, dim]`, class logits `[clips, classes]` and each clip's machine,
 section and (training) domain; writes scores `[clips]`, higher = more anomalous. Holds its state
@@ -25,17 +25,12 @@ from scipy.special import logsumexp
 
 from networks.knn_scoring import SectionKnn
 from networks.mahalanobis import SectionGaussians
-from networks.section_banks import STD_FLOOR, group_indices
+from networks.section_banks import group_indices
+from networks.section_standardiser import Section, SectionStandardiser, missing_section
 
 log = logging.getLogger(__name__)
 
 SCORERS = ("knn", "mahala", "softmax")
-Section = tuple[str, str]  # machine, section
-
-
-def _missing_section(machine: str, section: str, known: set[Section]) -> KeyError:
-    trained = ", ".join(sorted(f"{m} section {s}" for m, s in known))
-    return KeyError(f"{machine} section {section} has no training clips (trained sections: {trained})")
 
 
 def softmax_scores(
@@ -57,36 +52,12 @@ def softmax_scores(
     for (machine, section), idx in group_indices(zip(machines, sections)).items():
         others = owner != f"{machine}/{section}"
         if others.all():
-            raise _missing_section(machine, section, set(class_sections))
+            raise missing_section(machine, section, set(class_sections))
         if not others.any():  # a single section: every probability is its own
             scores[idx] = 0.0
             continue
         scores[idx] = np.exp(logsumexp(logits[np.ix_(idx, np.flatnonzero(others))], axis=1) - total[idx])
     return scores
-
-
-class SectionStandardiser:
-    """Per-section mean and standard deviation of training scores (finite ones), sklearn-style."""
-
-    def __init__(self) -> None:
-        self.stats_: dict[Section, tuple[float, float]] = {}
-
-    def fit(self, scores: np.ndarray, machines: list[str], sections: list[str]) -> SectionStandardiser:
-        for key, idx in group_indices(zip(machines, sections)).items():
-            values = scores[idx][np.isfinite(scores[idx])]
-            self.stats_[key] = (
-                (float(values.mean()), float(max(values.std(), STD_FLOOR))) if len(values) else (0.0, 1.0)
-            )
-        return self
-
-    def transform(self, scores: np.ndarray, machines: list[str], sections: list[str]) -> np.ndarray:
-        out = np.empty(len(scores))
-        for key, idx in group_indices(zip(machines, sections)).items():
-            if key not in self.stats_:
-                raise _missing_section(*key, set(self.stats_))
-            mean, std = self.stats_[key]
-            out[idx] = (scores[idx] - mean) / std
-        return out
 
 
 class MemberScorers:
@@ -150,10 +121,7 @@ class MemberScorers:
             "knn": self.knn_.state_dict(),
             "mahala": self.mahala_.state_dict(),
             "class_sections": [list(key) for key in self.class_sections_],
-            "standardisers": {
-                name: {"/".join(key): list(value) for key, value in s.stats_.items()}
-                for name, s in self.standardisers_.items()
-            },
+            "standardisers": {name: s.state_dict() for name, s in self.standardisers_.items()},
             "train_scores": self.train_scores_,
         }
 
@@ -164,10 +132,8 @@ class MemberScorers:
         scorers = cls(knn.k, mahala.ridge)
         scorers.knn_, scorers.mahala_ = knn, mahala
         scorers.class_sections_ = [tuple(key) for key in state["class_sections"]]
-        scorers.standardisers_ = {}
-        for name, stats in state["standardisers"].items():
-            standardiser = SectionStandardiser()
-            standardiser.stats_ = {tuple(key.split("/")): (float(v[0]), float(v[1])) for key, v in stats.items()}
-            scorers.standardisers_[name] = standardiser
+        scorers.standardisers_ = {
+            name: SectionStandardiser.from_state_dict(stats) for name, stats in state["standardisers"].items()
+        }
         scorers.train_scores_ = {name: np.asarray(v) for name, v in state["train_scores"].items()}
         return scorers

@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from networks.auxiliary.scoring import SCORERS, MemberScorers, SectionStandardiser, softmax_scores
+from networks.auxiliary.scoring import SCORERS, MemberScorers, softmax_scores
 from networks.knn_scoring import SectionKnn
+from networks.section_standardiser import SectionStandardiser
 
 CLASS_SECTIONS = [("fan", "00"), ("fan", "00"), ("pump", "00")]
 

@@ -3,8 +3,8 @@
 Every setting is a key of `baseline.yaml`, set on the command line as `--section.key value` (or
 `--section.key=value`). The short options users know (`-d`, `--year`, `--data-root`, `--system`,
 ...) are aliases of one key each (`OPTIONS`); an entry point offers those that make sense for it.
-One precedence rule: the configuration file (`--config`, default `baseline.yaml`) gives the
-defaults, then the command line is applied in its order, so when two options set the same key the
+One precedence rule: `baseline.yaml` gives the defaults, a configuration file (`--config FILE`,
+partial or whole, e.g. the best configuration `tools.tune` writes) is merged over it, then the command line is applied in its order, so when two options set the same key the
 later one wins (`--year 2024 --data.year 2023` means 2023, in every entry point). Options that are
 actions rather than settings (`--dry-run`, `--report FILE`) are the entry point's own argparse
 arguments.
@@ -99,7 +99,10 @@ def command_parser(
     )
     parser.set_defaults(overrides=[])
     parser.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (default: baseline.yaml)"
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="configuration file merged over baseline.yaml; may hold only some keys (default: baseline.yaml)",
     )
     modes = [n for n in options if OPTIONS[n].key == "run.mode"]
     group = parser.add_mutually_exclusive_group(required=mode_required) if modes else None

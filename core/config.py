@@ -1,8 +1,10 @@
 """The typed configuration: `baseline.yaml` plus command-line overrides -> one `Config` object.
 
-Reads a YAML file whose nested sections mirror the dataclasses below; every key must be present
-in the file (it is the single source of truth for defaults) and no unknown key is accepted.
-Overrides come last, as `{"section.key": value}` pairs (`core.cli` turns the command line into
+Reads `baseline.yaml`, whose nested sections mirror the dataclasses below: every key must be
+present there (it is the single source of truth for defaults) and no unknown key is accepted.
+Another configuration file (`--config FILE`: one written by `tools.tune`, or a saved
+`config.yaml`) has the same shape but may be partial: its keys are merged over `baseline.yaml`'s
+and checked the same way. Overrides come last, as `{"section.key": value}` pairs (`core.cli` turns the command line into
 them). Types, choices (`Literal`) and ranges (`Range`) are checked here, when the configuration is
 loaded, so a bad value stops a run before any work with a one-line error naming the key.
 Writes nothing except through `save_config`.
@@ -252,17 +254,14 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG, overrides: dict[str, object] | None = None) -> Config:
-    """Read `path`, apply `overrides` (`{"section.key": value}`), validate every key and type."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections")
+def load_config(
+    path: str | Path = DEFAULT_CONFIG, overrides: dict[str, object] | None = None, defaults: Path = DEFAULT_CONFIG
+) -> Config:
+    """Read `defaults`, merge the (possibly partial) file `path` over it, apply `overrides`
+    (`{"section.key": value}`), validate every key and type."""
+    raw = _read_sections(Path(defaults))
+    if Path(path).resolve() != Path(defaults).resolve():
+        raw = _merge(raw, _read_sections(Path(path)))
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     return _build(Config, raw, where="")
@@ -277,6 +276,27 @@ def fingerprint(sections: dict) -> str:
     """A short stable hash of some configuration sections (e.g. to key caches and models)."""
     blob = json.dumps(sections, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _read_sections(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections")
+    return raw
+
+
+def _merge(base: dict, partial: dict) -> dict:
+    """`base` with the keys of `partial` put over it, section by section (lists are replaced whole)."""
+    merged = dict(base)
+    for key, value in partial.items():
+        both_sections = isinstance(merged.get(key), dict) and isinstance(value, dict)
+        merged[key] = _merge(merged[key], value) if both_sections else value
+    return merged
 
 
 def _set_dotted(raw: dict, dotted: str, value: object) -> None:

@@ -16,8 +16,9 @@ ALLOWED = {
     "datasets": {"core"},
     "networks": {"core", "datasets"},
     "reporting": {"core", "datasets"},
-    "tools": {"core", "datasets", "networks", "reporting"},
-    "benchmarks": {"core", "datasets", "networks", "reporting", "tools"},
+    "tuning": {"core", "datasets", "networks", "reporting"},
+    "tools": {"core", "datasets", "networks", "reporting", "tuning"},
+    "benchmarks": {"core", "datasets", "networks", "reporting", "tuning", "tools"},
 }
 
 

@@ -38,7 +38,7 @@ def test_missing_key_and_wrong_types(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="config key 'feature.n_mels' is missing"):
-        load_config(path)
+        load_config(path, defaults=path)  # the defaults file must define every key
     with pytest.raises(ConfigError, match="'data.year' must be an integer, got 'soon'"):
         load_config(overrides={"data.year": "soon"})
     with pytest.raises(ConfigError, match="'run.force' must be true or false"):
@@ -72,3 +72,23 @@ def test_saved_config_reloads_identically(tmp_path):
     cfg = load_config(overrides={"data.machines": ["fan"], "classical.n_neighbors": 3})
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
+
+
+def test_a_partial_config_file_is_merged_over_baseline_yaml_and_checked(tmp_path):
+    path = tmp_path / "tuned.yaml"
+    path.write_text("run:\n  system: classical\nclassical:\n  n_neighbors: 4\n  statistics: [mean, max]\n")
+    cfg = load_config(path, {"classical.n_neighbors": 5})
+    default = load_config()
+    assert (cfg.run.system, cfg.classical.statistics, cfg.classical.n_neighbors) == ("classical", ["mean", "max"], 5)
+    assert cfg.classical.lof_neighbors == default.classical.lof_neighbors and cfg.feature == default.feature
+    assert cfg.run.seed == default.run.seed
+    for text, message in [
+        ("classical:\n  n_neighbours: 4\n", "unknown config key 'classical.n_neighbours'; valid keys in 'classical'"),
+        ("clasical:\n  n_neighbors: 4\n", "unknown config key 'clasical'; valid keys: run, data"),
+        ("classical:\n  n_neighbors: 0\n", "'classical.n_neighbors' must be >= 1, got 0"),
+        ("classical: 3\n", "config section 'classical' must be a mapping, got 3"),
+        ("- 1\n", "must hold a mapping of sections"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(path)

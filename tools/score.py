@@ -86,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--watch takes one folder")
     setup_logging(args.out.with_suffix(".log"))
     try:
-        with _signals_held() if args.watch else nullcontext(), tempfile.TemporaryDirectory(prefix="score-") as cache:
+        with _signals_held() if args.watch else nullcontext([]) as received, tempfile.TemporaryDirectory() as cache:
             trained, cfg, settings, channels = _load(args, command_cfg, cache)
             runtime = Runtime(pick_device(cfg.run.device), cfg.data, channels)
             seed_everything(cfg.run.seed, runtime.device)
             scoring = _Scoring(trained, cfg, runtime, args)
             if args.watch:
-                return _watch(scoring, args, settings)
+                return _watch(scoring, args, settings, received)
             rows = scoring.rows(expand_paths(args.clips))
             write_scores(args.out, rows, settings)
             _finish(rows, scoring, args)
@@ -210,7 +210,7 @@ class _Scoring:
         )
 
 
-def _watch(scoring: _Scoring, args, settings: dict) -> int:
+def _watch(scoring: _Scoring, args, settings: dict, received: list[int]) -> int:
     """Poll the folder until SIGINT or SIGTERM; append each newly complete file's row."""
     folder = args.clips[0]
     if not folder.is_dir():
@@ -226,8 +226,8 @@ def _watch(scoring: _Scoring, args, settings: dict) -> int:
         len(rows),
         args.out,
     )
-    scored, received = 0, None
-    while received is None:
+    scored, stop = 0, None
+    while stop is None:
         ready = poller.poll()
         for start in range(0, len(ready), WATCH_BATCH):
             new = scoring.rows(ready[start : start + WATCH_BATCH])
@@ -237,12 +237,12 @@ def _watch(scoring: _Scoring, args, settings: dict) -> int:
             _print_rows(new)
             if args.plot:
                 plot_timeline(rows, args.out.with_suffix(".png"), _title(scoring))
-            if signal.sigpending() & STOP_SIGNALS:
+            if _stop_signal(received, 0) is not None:
                 break
-        received = signal.sigtimedwait(STOP_SIGNALS, 0 if signal.sigpending() & STOP_SIGNALS else args.interval)
+        stop = _stop_signal(received, args.interval)
     log.info(
         "%s received: stopped; %d clip(s) scored in this run, %d in all -> %s",
-        signal.Signals(received.si_signo).name,
+        signal.Signals(stop).name,
         scored,
         len(rows),
         args.out,
@@ -251,16 +251,33 @@ def _watch(scoring: _Scoring, args, settings: dict) -> int:
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM pending while the block runs (the watcher takes them between two
-    batches, so it never stops in the middle of a write). Blocked before the feature workers
-    start, they stay blocked there too: a Ctrl-C, which the terminal sends to every process of
-    the group, or a service manager's SIGTERM to all of them, leaves the workers to the watcher."""
+def _signals_held() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM for the watcher, which takes them between two batches, so it never
+    stops in the middle of a write: yields the list of the signals received.
+
+    Blocked before the feature workers start, they stay blocked there too: a Ctrl-C, which the
+    terminal sends to every process of the group, or a service manager's SIGTERM to all of them,
+    leaves the workers to the watcher. Threads that native libraries started at import time (BLAS)
+    do not block them, so a handler records a signal that one of those threads takes.
+    """
+    received: list[int] = []
+    handlers = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in STOP_SIGNALS}
     before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        yield
+        yield received
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+
+
+def _stop_signal(received: list[int], wait: float) -> int | None:
+    """The stop signal received or pending, waiting up to `wait` seconds for one; None if none came."""
+    if not received:
+        info = signal.sigtimedwait(STOP_SIGNALS, wait)
+        if info is not None:
+            received.append(info.si_signo)
+    return received[0] if received else None
 
 
 def _finish(rows: list[ScoreRow], scoring: _Scoring, args) -> None:

@@ -85,18 +85,35 @@ def read_clip(path: Path, sample_rate: int, channel: int = 0, expected_channels:
     non_finite = np.count_nonzero(~np.isfinite(wave))
     if non_finite:
         raise AudioError(f"{path}: {non_finite} of its {len(wave)} samples are not finite (NaN or Inf)")
-    short = _SHORT_DATA_CHUNK.search(header_log)
-    if short and int(short[2]) < int(short[1]) != _UNKNOWN_LENGTH:
+    short = _missing_data(header_log)
+    if short:
         log.warning(
-            "%s: truncated: its header promises %s bytes of audio, the file holds %s; only its first %.2f s are used",
+            "%s: truncated: its header promises %d bytes of audio, the file holds %d; only its first %.2f s are used",
             path,
-            short[1],
-            short[2],
+            *short,
             len(wave) / rate,
         )
     if not wave.any():
         log.warning("%s: every sample is 0 (digital silence): check the recording", path)
     return wave
+
+
+def _missing_data(header_log: str) -> tuple[int, int] | None:
+    """(bytes promised, bytes present) of a WAV's data chunk cut short, from libsndfile's header log; else None."""
+    short = _SHORT_DATA_CHUNK.search(header_log)
+    if short and int(short[2]) < int(short[1]) != _UNKNOWN_LENGTH:
+        return int(short[1]), int(short[2])
+    return None
+
+
+def is_cut_short(path: Path) -> bool:
+    """Whether a WAV file holds less audio than its header promises (still being copied, or
+    truncated); reads the header only. A file that cannot be opened is left for `read_clip` to name."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            return _missing_data(f.extra_info) is not None
+    except (sf.LibsndfileError, RuntimeError, ValueError):
+        return False
 
 
 def warn_mixed_channels(group: str, paths: list[Path]) -> None:

@@ -1,8 +1,9 @@
 """Training-time anomaly scores -> the decision threshold of the official baseline.
 
 A gamma distribution (shape, location and scale all free) is fitted to the anomaly scores of the
-normal training clips of a section; the threshold is its `quantile` (0.9 by default). Pure
-functions; nothing is read or written.
+normal training clips of a section; the threshold is its `quantile` (0.9 by default). A new
+clip's score can also be read as its percentile among those training scores. Pure functions;
+nothing is read or written.
 """
 
 from __future__ import annotations
@@ -43,3 +44,16 @@ def gamma_threshold(train_scores: np.ndarray, quantile: float) -> float:
 def decide(scores: np.ndarray, threshold: float) -> np.ndarray:
     """[clips] 0/1 decisions: 1 (anomalous) where the score exceeds the threshold."""
     return (np.asarray(scores) > threshold).astype(int)
+
+
+def section_thresholds(
+    train_scores: dict[tuple[str, str], np.ndarray], quantile: float
+) -> dict[tuple[str, str], float]:
+    """(machine, section) -> the gamma threshold of that section's [clips] training scores."""
+    return {key: gamma_threshold(values, quantile) for key, values in train_scores.items()}
+
+
+def training_percentiles(train_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """[clips] percentage (0-100) of the [train clips] training scores at or below each score: 50
+    is a typical normal clip, 100 a clip scored above every training clip."""
+    return np.atleast_1d(scipy.stats.percentileofscore(train_scores, np.asarray(scores), kind="weak"))

@@ -27,14 +27,14 @@ import numpy as np
 from core.atomic import replace_folder, write_csv
 from core.cli import RUN_OPTIONS, command_parser, parse_command_line
 from core.config import ConfigError, save_config
-from core.layout import COMPLETE_MARKER, INCOMPLETE_SUFFIX, TRAIN_SCORES_FILE, model_groups, model_root, result_dir
+from core.layout import INCOMPLETE_SUFFIX, model_groups, model_root, result_dir
 from core.runtime import pick_device, seed_everything, setup_logging
 from datasets.audio import AudioError
 from datasets.manifest import Clip, DatasetError, open_dataset
 from networks.registry import get_system, resolve_scorer
 from networks.system import ModelFileError, Runtime
-from networks.train_scores import read_train_scores
-from reporting.decision import decide, gamma_threshold
+from networks.trained import load_trained
+from reporting.decision import decide, section_thresholds
 from reporting.evaluation import GROUND_TRUTH_DIR, evaluate_folder, log_score_coverage
 from reporting.metrics import official_score, ranking_for_year
 from reporting.result_tables import result_rows
@@ -148,24 +148,15 @@ def _score_all(cfg, system_cls, scorer: str, dataset, runtime: Runtime, out: Pat
     truths: list[SectionTruth] = []
     stage = 0
     for group, machines in model_groups(system_cls.scope, dataset.machines).items():
-        model_dir = model_root(cfg) / group
-        if not (model_dir / COMPLETE_MARKER).is_file():
-            raise ModelFileError(f"no trained model for {group} in {model_dir}")
-        train_scores = read_train_scores(model_dir / TRAIN_SCORES_FILE)[scorer]
-        missing = sorted({m for m in machines} - {machine for machine, _ in train_scores})
+        trained = load_trained(model_root(cfg) / group, system_cls, scorer).use_settings(cfg)
+        trained_machines = sorted({machine for machine, _ in trained.sections})
+        missing = sorted(set(machines) - set(trained_machines))
         if missing:
             raise ModelFileError(
-                f"machine type(s) {', '.join(missing)} were not in the training data of {model_dir} "
-                f"(trained on {', '.join(sorted({m for m, _ in train_scores}))})"
+                f"machine type(s) {', '.join(missing)} were not in the training data of {trained.folder} "
+                f"(trained on {', '.join(trained_machines)})"
             )
-        system = system_cls.load(model_dir)
-        differences = system.settings_differences(cfg)
-        if differences:
-            raise ModelFileError(f"the model in {model_dir} was trained with other settings: {'; '.join(differences)}")
-        system.with_test_time_settings(cfg)
-        thresholds = {
-            key: gamma_threshold(values, cfg.decision.threshold_quantile) for key, values in train_scores.items()
-        }
+        thresholds = section_thresholds(trained.train_scores, cfg.decision.threshold_quantile)
         for machine in machines:
             stage += 1
             clips = dataset.clips(machine, "test")
@@ -177,7 +168,7 @@ def _score_all(cfg, system_cls, scorer: str, dataset, runtime: Runtime, out: Pat
                 dataset.raw_dir / machine,
                 out,
             )
-            truths += _write_machine(out, machine, clips, system.score(clips, scorer, runtime), thresholds)
+            truths += _write_machine(out, machine, clips, trained.system.score(clips, scorer, runtime), thresholds)
     return truths
 
 

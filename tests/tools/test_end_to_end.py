@@ -190,7 +190,7 @@ def test_unknown_config_key_unknown_system_and_scorer(workspace):
 
 def test_scoring_without_a_model_names_the_training_command(workspace, tmp_path):
     result = run_script(["./02_test.sh", "-d", *workspace["args"], "--run.model_dir", str(tmp_path / "empty")])
-    assert result.returncode == 1 and "no trained model for SynthFan" in result.stderr
+    assert result.returncode == 1 and "SynthFan (its .completed marker is missing)" in result.stderr
     args = workspace["args"]
     trained_with = args[: args.index("--run.result_dir")] + args[args.index("--run.result_dir") + 2 :]  # test-only
     assert (

@@ -82,7 +82,7 @@ def test_a_failed_run_leaves_the_previous_complete_results_and_an_incomplete_fol
     # SynthPump has no model: the run fails after scoring the machine types before it.
     assert test_driver.main(args + _result(tmp_path) + ["--machines", "SynthFan,SynthPump"]) == 1
     err = capsys.readouterr().err
-    assert "no trained model for SynthPump" in err
+    assert "no trained model in " in err and "SynthPump (its .completed marker is missing)" in err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     partial = out.with_name("classical_knn.incomplete")
     assert (partial / "anomaly_score_SynthFan_section_00_test.csv").is_file() and not (partial / "result.csv").exists()
@@ -121,7 +121,7 @@ def test_a_failed_retraining_leaves_no_model_that_looks_complete(trained, tmp_pa
     assert not (model / ".completed").exists()
     assert test_driver.main(args + _result(tmp_path) + ["--machines", "SynthFan"]) == 1
     err = capsys.readouterr().err
-    assert "no trained model for SynthFan" in err
+    assert "no trained model in " in err and "SynthFan (its .completed marker is missing)" in err
     assert train_driver.main(args) == 0  # and the next training rebuilds it
 
 

@@ -87,12 +87,12 @@ def machine_order(folders: list[Path], mode: str) -> list[str]:
     present = sorted({m for d in folders for m, _ in section_files(d)})
     order: list[str] = []
     for folder in folders:
-        config = run_config(folder)
-        if config is not None:
-            try:
+        try:
+            config = run_config(folder)
+            if config is not None:
                 order += list(year_info(int(config["data"]["year"])).machines(mode))
-            except (ValueError, KeyError, TypeError):
-                pass
+        except (ValueError, KeyError, TypeError):  # SubmissionError included: no order from a broken config
+            pass
     order = [m for m in dict.fromkeys(order) if m in present]
     return order + [m for m in present if m not in order]
 

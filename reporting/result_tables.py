@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from reporting.metrics import DOMAINS, SectionMetrics, amean, hmean, official_score, ranked_values
+from reporting.metrics import DOMAINS, SectionMetrics, amean, hmean, official_score, score_values
 
 BASELINE_COLUMNS = [
     "section",
@@ -150,10 +150,17 @@ def _evaluator_means(results: list[SectionMetrics], suffix: str) -> list[list]:
     ]
 
 
-def summary_rows(systems: dict[str, list[SectionMetrics]], machines: list[str]) -> list[list]:
+def summary_rows(
+    systems: dict[str, list[SectionMetrics]], machines: list[str], rankings: dict[str, str] | None = None
+) -> list[list]:
     """The official summary table: per system the rows AUC (source), AUC (target),
     pAUC (source, target) and TOTAL score, with h-mean, a-mean and a column per machine type
-    (the arithmetic mean over that machine's sections; empty where a system has no result)."""
+    (the arithmetic mean over that machine's sections; empty where a system has no result).
+
+    Args:
+        rankings: system -> the ranking whose values its TOTAL score averages (default `dcase2022`),
+            so a 2020 or 2021 run's total is the official score of its `result.csv`.
+    """
     rows: list[list] = [["System", "metric", "h-mean", "a-mean"] + machines]
     for system, results in systems.items():
         for metric, get in SUMMARY_METRICS.items():
@@ -162,7 +169,7 @@ def summary_rows(systems: dict[str, list[SectionMetrics]], machines: list[str]) 
                 _cell(amean([get(r) for r in results if r.machine == m])) for m in machines
             ]  # NaN (empty) if none
             rows.append([system, metric, _cell(hmean(values)), _cell(amean(values))] + by_machine)
-        flat = ranked_values(results)
+        flat = score_values(results, (rankings or {}).get(system, "dcase2022"))
         rows.append([system, "TOTAL score", _cell(hmean(flat)), _cell(amean(flat))] + [""] * len(machines))
     return rows
 

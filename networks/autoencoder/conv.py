@@ -3,7 +3,9 @@
 It reconstructs the same context vectors as the dense network, seen as [frames, n_mels] patches:
 the frames are the input channels of 1-D convolutions along the mel axis (a 2-D convolution
 whose kernel spans every frame of the short patch), so the weights are shared across frequency
-and a spectral pattern is recognised wherever it lies. Each convolution halves the mel axis
+and a spectral pattern is recognised wherever it lies. The input is first standardised per mel
+band, and the output is the reconstructed deviation plus the mean spectrum that this tracks (a
+convolution has too few output weights to move tens of dB quickly). Each convolution halves the mel axis
 (stride 2) and is followed by batch normalisation and ReLU; a dense layer maps the last feature
 map to the bottleneck, and transposed convolutions mirror the encoder back to the patch. With the
 defaults (5 x 128 patch, channels 8, 16, 16, kernel 3): 128 -> 64 -> 32 -> 16 mel positions,
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 
 from core.config import AutoencoderConfig
-from networks.autoencoder.model import ContextAutoencoder, dense_block
+from networks.autoencoder.model import ContextAutoencoder, MelCentring, dense_block
 
 
 class ConvAutoencoder(ContextAutoencoder):
@@ -39,6 +41,7 @@ class ConvAutoencoder(ContextAutoencoder):
         if kernel % 2 == 0:
             raise ValueError(f"autoencoder.conv_kernel must be odd, got {kernel}")
         self.frames, self.n_mels, self.input_dim = frames, n_mels, frames * n_mels
+        self.centring = MelCentring(n_mels, momentum, eps)
         lengths = [n_mels]  # mel positions after each convolution: ceil(length / 2)
         for _ in channels:
             lengths.append((lengths[-1] + 1) // 2)
@@ -81,8 +84,8 @@ class ConvAutoencoder(ContextAutoencoder):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[batch, frames * n_mels] -> [batch, bottleneck]."""
-        return self.encoder(x.view(len(x), self.frames, self.n_mels))
+        return self.encoder(self.centring(x.view(len(x), self.frames, self.n_mels)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[batch, frames * n_mels] -> [batch, frames * n_mels] reconstruction."""
-        return self.decoder(self.encode(x)).reshape(len(x), self.input_dim)
+        return self.centring.restore(self.decoder(self.encode(x))).reshape(len(x), self.input_dim)

@@ -4,7 +4,7 @@ It reconstructs the same context vectors as the dense network, read as sequences
 log-mel frames: batch normalisation per mel band (the log-mels are in dB, far outside the range
 where LSTM gates respond), an encoder LSTM whose last hidden state is mapped to the bottleneck,
 and a decoder LSTM that unrolls the code, fed at every step, back into `frames` frames through a
-linear output layer. It sees the order of the frames, which the dense network only sees as
+linear output layer, to which the mean spectrum that the normalisation tracks is added back. It sees the order of the frames, which the dense network only sees as
 positions in a vector. Reads and writes nothing.
 """
 
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from core.config import AutoencoderConfig
-from networks.autoencoder.model import ContextAutoencoder
+from networks.autoencoder.model import ContextAutoencoder, MelCentring
 
 
 class LstmAutoencoder(ContextAutoencoder):
@@ -30,7 +30,7 @@ class LstmAutoencoder(ContextAutoencoder):
     def __init__(self, frames: int, n_mels: int, hidden: int, bottleneck: int, momentum: float, eps: float) -> None:
         super().__init__()
         self.frames, self.n_mels, self.input_dim = frames, n_mels, frames * n_mels
-        self.norm = nn.BatchNorm1d(n_mels, momentum=momentum, eps=eps)
+        self.centring = MelCentring(n_mels, momentum, eps)
         self.encoder = nn.LSTM(n_mels, hidden, batch_first=True)
         self.to_code = nn.Linear(hidden, bottleneck)
         self.from_code = nn.Sequential(nn.Linear(bottleneck, hidden), nn.ReLU())
@@ -50,7 +50,7 @@ class LstmAutoencoder(ContextAutoencoder):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[batch, frames * n_mels] -> [batch, bottleneck]."""
-        sequence = self.norm(x.view(len(x), self.frames, self.n_mels).transpose(1, 2)).transpose(1, 2)
+        sequence = self.centring(x.view(len(x), self.frames, self.n_mels))
         _, (last, _) = self.encoder(sequence)  # last: [1, batch, hidden]
         return self.to_code(last[0])
 
@@ -58,4 +58,4 @@ class LstmAutoencoder(ContextAutoencoder):
         """[batch, frames * n_mels] -> [batch, frames * n_mels] reconstruction."""
         steps = self.from_code(self.encode(x)).unsqueeze(1).expand(-1, self.frames, -1)
         unrolled, _ = self.decoder(steps.contiguous())
-        return self.output(unrolled).reshape(len(x), self.input_dim)
+        return self.centring.restore(self.output(unrolled)).reshape(len(x), self.input_dim)

@@ -46,6 +46,28 @@ class ContextAutoencoder(nn.Module):
         return self(x), None
 
 
+class MelCentring(nn.Module):
+    """Batch normalisation per mel band of [batch, frames, n_mels] inputs, and the mean spectrum it
+    tracks to add back to an output.
+
+    Log-mels are in dB, tens of dB from zero: a network with few output weights (a convolution, an
+    LSTM's output layer) would spend hundreds of steps moving its biases there. It reconstructs the
+    deviation from the running mean spectrum instead, which `restore` adds back.
+    """
+
+    def __init__(self, n_mels: int, momentum: float, eps: float) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(n_mels, momentum=momentum, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[batch, frames, n_mels] -> the same, standardised per mel band."""
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+    def restore(self, y: torch.Tensor) -> torch.Tensor:
+        """[batch, frames, n_mels] deviations -> plus the running mean spectrum."""
+        return y + self.norm.running_mean
+
+
 class DenseAutoencoder(ContextAutoencoder):
     """Reconstructs context vectors through a narrow bottleneck.
 

@@ -1,25 +1,26 @@
-"""Measure the autoencoder baseline end to end on one DCASE-sized machine type.
+"""Measure an autoencoder system end to end on one DCASE-sized machine type.
 
-    python -m benchmarks.autoencoder --workdir exp/benchmark_ae --epochs 10
+    python -m benchmarks.autoencoder --workdir exp/benchmark_ae --epochs 10 --network dense
 
 Reads (or first writes) a synthetic corpus of one machine type under `<workdir>/corpus`
 (`--train-clips` normal training clips, 1% of them target domain, and `--test-clips` test clips
 of `--seconds` each, from `datasets.demo_corpus`), or the corpus given by `--corpus`. Runs the
-real drivers, `tools.train` and `tools.test` (both scorers), with a fresh feature cache, models
+real drivers, `tools.train` and `tools.test` (every scorer of the network: mse, mahala, and elbo for
+the vae), with the network `--network` (`autoencoder.network`), a fresh feature cache, models
 and results under `<workdir>/run-<time>/`. Writes `name value unit` lines on stdout:
 
 - feature_extraction_train / _test: clips/s of the cold feature extraction (worker processes);
 - train_epoch_mean / _median / _min: seconds per epoch (from the model's own loss history);
 - train_total: seconds for the whole training of the machine type, feature extraction included;
-- score_mse / score_mahala: clips/s of `02_test.sh` with cached features (load the model, score,
+- score_<scorer>: clips/s of `02_test.sh` with cached features (load the model, score,
   fit the gamma threshold, write the submission files and metrics);
-- test_mse_cold / test_mahala_cold: seconds to test 200 clips from the WAV files (cold feature
+- test_<scorer>_cold: seconds to test 200 clips from the WAV files (cold feature
   extraction + the scoring run);
 - peak_pss_tree: peak resident memory of this process and its feature workers together, as
   proportional set size (a page shared by k processes counts 1/k in each), read near RSS peaks;
   peak_rss_tree: plain resident set sizes summed every 50 ms, which counts the shared PyTorch
   libraries once per process and so overestimates; peak_rss_main: the main process alone (getrusage);
-- official_score_mse / _mahala: the official score on the synthetic test clips;
+- official_score_<scorer>: the official score on the synthetic test clips;
 - load_average_before / _after and matmul_gflops (one-thread float32 matmul, this moment), so a
   figure from a shared or throttled machine can be judged.
 """
@@ -42,6 +43,7 @@ import torch
 
 from benchmarks.common import peak_rss_mib, report
 from core.runtime import setup_logging
+from networks.autoencoder.networks import NETWORKS
 
 log = logging.getLogger("benchmark")
 
@@ -59,6 +61,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-clips", type=int, default=200, help="test clips (default: 200, as DCASE)")
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length (default: 10)")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--network", choices=list(NETWORKS), default="dense", help="autoencoder.network (default: dense)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="autoencoder.threads (default: baseline.yaml)")
     parser.add_argument("--workers", type=int, default=None, help="data.workers (default: baseline.yaml)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -83,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         args.device,
         "--autoencoder.epochs",
         str(args.epochs),
+        "--autoencoder.network",
+        args.network,
         "--run.model_dir",
         str(run / "models"),
         "--run.result_dir",
@@ -125,7 +132,8 @@ def measure(common: list[str], run: Path) -> list[tuple[str, float, str]]:
     from core.layout import model_root
     from datasets.feature_cache import cached_log_mels
     from datasets.manifest import open_dataset
-    from networks.autoencoder.system import MODEL_FILE
+    from networks.autoencoder.system import MODEL_FILE, AutoencoderSystem
+    from networks.registry import available_scorers
     from tools import test as test_driver
     from tools import train as train_driver
 
@@ -167,7 +175,7 @@ def measure(common: list[str], run: Path) -> list[tuple[str, float, str]]:
     )
     test_features = time.perf_counter() - began
     figures.append(("feature_extraction_test", len(test_clips) / test_features, "clips/s"))
-    for scorer in ("mse", "mahala"):
+    for scorer in available_scorers(AutoencoderSystem, cfg.autoencoder):
         began = time.perf_counter()
         if test_driver.main(common + ["--score", scorer]) != 0:
             raise RuntimeError(f"scoring with {scorer} failed; see the log above")

@@ -63,7 +63,10 @@ def parse_system(spec: str) -> tuple[str, list[str]]:
     a KeyError listing the valid ones."""
     name, _, scorers = spec.partition(":")
     system = get_system(name)
-    return name, [resolve_scorer(system, s) for s in scorers.split(",")] if scorers else list(system.scorers)
+    if scorers:
+        return name, [resolve_scorer(system, s) for s in scorers.split(",")]
+    # scorers that need another setting (the autoencoder's elbo: a vae) only when asked for by name
+    return name, [s for s in system.scorers if s not in system.scorer_needs]
 
 
 def default_systems() -> list[str]:

@@ -139,12 +139,22 @@ class DownloadConfig:
     label_list_url: str | None  # None: the official list in the catalogue; else a URL or path, {year} filled in
 
 
+# The autoencoder networks (networks.autoencoder.networks.NETWORKS); listed here so that a typo is
+# refused, with the valid names, when the configuration is loaded.
+AutoencoderNetwork = Literal["dense", "conv", "lstm", "vae"]
+
+
 @dataclass
 class AutoencoderConfig:
+    network: AutoencoderNetwork  # dense (the official one) | conv | lstm | vae
     frames: PositiveInt  # log-mel frames stacked into one input vector (5 x 128 mels = 640)
     encoder_dims: list[
         PositiveInt
-    ]  # widths of the encoder's dense layers, the last is the bottleneck; the decoder mirrors them
+    ]  # dense, vae: widths of the encoder's dense layers; every network: the last is the bottleneck
+    conv_channels: list[PositiveInt]  # conv: channels of the stride-2 convolutions along the mel axis
+    conv_kernel: Literal[3, 5, 7]  # conv: kernel length along the mel axis (odd, so a layer halves it exactly)
+    lstm_hidden: PositiveInt  # lstm: hidden units of the encoder and the decoder LSTM
+    vae_beta: NonNegativeFloat  # vae: weight of the KL divergence (per input value) against the squared error
     batch_norm_momentum: Annotated[
         float, Range(0, 1, open_low=True)
     ]  # PyTorch convention (weight of the new batch statistics)

@@ -26,11 +26,24 @@ def get_system(name: str) -> type[System]:
     return getattr(importlib.import_module(module), cls)
 
 
-def resolve_scorer(system: type[System], requested: str) -> str:
+def resolve_scorer(system: type[System], requested: str, settings: object | None = None) -> str:
     """`requested` if the system has it, its first scorer for `default`; else a KeyError naming
-    the valid scorers."""
+    the valid scorers. With the system's configuration section `settings`, a scorer that needs
+    another setting (`System.scorer_needs`) is refused too, saying which."""
     if requested == "default":
         return system.scorers[0]
     if requested not in system.scorers:
         raise KeyError(f"system {system.__name__} has no scorer {requested!r}; valid: {', '.join(system.scorers)}")
+    if settings is not None and requested not in available_scorers(system, settings):
+        key, value = system.scorer_needs[requested]
+        raise KeyError(
+            f"scorer {requested!r} needs --{system.section}.{key} {value} (here {getattr(settings, key)}); "
+            f"valid here: {', '.join(available_scorers(system, settings))}"
+        )
     return requested
+
+
+def available_scorers(system: type[System], settings: object) -> list[str]:
+    """The scorers of `system` that its configuration section `settings` provides (`System.scorer_needs`)."""
+    needs = system.scorer_needs
+    return [s for s in system.scorers if s not in needs or getattr(settings, needs[s][0]) == needs[s][1]]

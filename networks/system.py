@@ -57,6 +57,9 @@ class System(ABC):
     scope: ClassVar[str] = "machine"
     # Names of the scoring methods; the first is the default.
     scorers: ClassVar[tuple[str, ...]]
+    # Scorers that only some settings of its section provide: scorer -> (key, value), e.g. the
+    # autoencoder's "elbo" needs `network: vae` (`networks.registry.resolve_scorer` checks it).
+    scorer_needs: ClassVar[dict[str, tuple[str, object]]] = {}
     # Keys of its section that may differ between training and scoring (thread counts, a k-NN
     # `k` that the stored banks serve for any value, ...): everything else shapes the model.
     test_time_keys: ClassVar[tuple[str, ...]] = ()

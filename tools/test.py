@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _, cfg = parse_command_line(parser, argv)
         system_cls = get_system(cfg.run.system)
-        scorer = resolve_scorer(system_cls, cfg.score.method)
+        scorer = resolve_scorer(system_cls, cfg.score.method, getattr(cfg, system_cls.section))
         system_cls.member_configs(cfg)  # an ensemble's unknown member is a usage error before any work
     except (ConfigError, KeyError) as e:
         parser.error(str(e).strip('"'))

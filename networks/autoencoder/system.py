@@ -1,4 +1,5 @@
-"""The official autoencoder baseline as a System: one dense autoencoder per machine type.
+"""The autoencoder systems: one network per machine type, the official dense one by default
+(`autoencoder.network`: dense | conv | lstm | vae, `networks.autoencoder.networks`).
 
 Reads clips through the feature cache (log-mel spectrograms, [frames, n_mels] per clip) and
 builds 5-frame context vectors per batch (`networks.autoencoder.frames.FrameBank`). Writes, in the
@@ -11,7 +12,10 @@ fits the per-domain residual covariances of the Selective Mahalanobis scorer (`n
 Scorers (higher = more anomalous):
 - mse: the mean squared reconstruction error over a clip's context vectors (Simple Autoencoder mode);
 - mahala: min over source/target of the squared Mahalanobis norm of the clip's mean residual
-  (Selective Mahalanobis mode).
+  (Selective Mahalanobis mode);
+- elbo (vae only): the clip's mean negative ELBO per input value, the training loss evaluated at
+  the posterior mean: mse plus `vae_beta` times the KL divergence per input value.
+For the VAE, mse and mahala use the reconstruction from the posterior mean, as for the others.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from datasets.audio import require_training_clips, usable_indices
 from datasets.feature_cache import cached_log_mels
 from datasets.manifest import Clip
 from networks.autoencoder.frames import FrameBank, too_short
-from networks.autoencoder.model import DenseAutoencoder
+from networks.autoencoder.model import ContextAutoencoder
+from networks.autoencoder.networks import build_network
 from networks.autoencoder.training import residual_pass, train
 from networks.mahalanobis import SelectiveMahalanobis
 from networks.system import AudioInput, Runtime, System, load_model_state
@@ -39,18 +44,19 @@ from networks.training import training_stamp
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "autoencoder.pt"
-FORMAT_VERSION = 3  # 3: parameters stored with the network
+FORMAT_VERSION = 4  # 3: parameters stored with the network; 4: autoencoder.network and its keys
 
 
 class AutoencoderSystem(System):
     section = "autoencoder"
     scope = "machine"
-    scorers = ("mse", "mahala")
+    scorers = ("mse", "mahala", "elbo")
+    scorer_needs = {"elbo": ("network", "vae")}
     test_time_keys = ("threads", "amp")
 
     def __init__(self, settings: AutoencoderConfig, feature: FeatureConfig, audio: AudioInput, seed: int) -> None:
         super().__init__(settings, feature, audio, seed)
-        self.model_: DenseAutoencoder | None = None
+        self.model_: ContextAutoencoder | None = None
         self.mahalanobis_: SelectiveMahalanobis | None = None
         self.history_: list[dict] = []  # per epoch: epoch, train_loss, val_loss, seconds
 
@@ -83,7 +89,7 @@ class AutoencoderSystem(System):
             # Data-parallel copies would normalise half batches: not the official network's training.
             raise RuntimeError("the autoencoder trains in one process: run ./01_train.sh without --nproc-per-node")
         self.train_clips_, bank = self._frame_bank(clips, runtime, training=True)
-        self.model_ = DenseAutoencoder.from_config(bank.vector_dim, self.settings).to(runtime.device)
+        self.model_ = build_network(bank.vector_dim, self.settings).to(runtime.device)
         # Not the number of epochs (a rerun with more epochs continues where the last one stopped),
         # the thread count, or the Mahalanobis ridge (a changed ridge refits the covariances).
         stamp = training_stamp(
@@ -116,9 +122,13 @@ class AutoencoderSystem(System):
         """
         began = time.perf_counter()
         with limit_threads(self.settings.threads, torch_too=False):
-            mean_residuals, mse, moments = residual_pass(self.model_, bank, device, [_domain(c) for c in clips])
+            mean_residuals, mse, moments, divergence = residual_pass(
+                self.model_, bank, device, [_domain(c) for c in clips]
+            )
         self.mahalanobis_ = SelectiveMahalanobis(self.settings.covariance_ridge).fit(moments)
         self.train_scores_ = {"mse": mse, "mahala": self.mahalanobis_.score(mean_residuals).numpy()}
+        if divergence is not None:
+            self.train_scores_["elbo"] = self._elbo(mse, divergence)
         log.info(
             "residual covariances fitted on %s context vectors (%.1f s)",
             ", ".join(f"{d} {m.n_}" for d, m in sorted(moments.items())),
@@ -127,10 +137,23 @@ class AutoencoderSystem(System):
         return self
 
     def score(self, clips: list[Clip], scorer: str, runtime: Runtime) -> np.ndarray:
+        needed = self.scorer_needs.get(scorer)
+        if needed and getattr(self.settings, needed[0]) != needed[1]:
+            raise KeyError(
+                f"scorer {scorer!r} needs autoencoder.{needed[0]} {needed[1]}, this model is {self.settings.network}"
+            )
         _, bank = self._frame_bank(clips, runtime, training=False)
-        mean_residuals, mse, _ = residual_pass(self.model_.to(runtime.device), bank, runtime.device)
-        scores = {"mse": lambda: mse, "mahala": lambda: self.mahalanobis_.score(mean_residuals).numpy()}
+        mean_residuals, mse, _, divergence = residual_pass(self.model_.to(runtime.device), bank, runtime.device)
+        scores = {
+            "mse": lambda: mse,
+            "mahala": lambda: self.mahalanobis_.score(mean_residuals).numpy(),
+            "elbo": lambda: self._elbo(mse, divergence),
+        }
         return scores[scorer]()
+
+    def _elbo(self, mse: np.ndarray, divergence: np.ndarray) -> np.ndarray:
+        """[clips] negative ELBO per input value (the VAE's loss at the posterior mean)."""
+        return mse + self.settings.vae_beta * divergence / self.model_.input_dim
 
     def save(self, model_dir: Path) -> None:
         torch_save(
@@ -149,7 +172,7 @@ class AutoencoderSystem(System):
     def load(cls, model_dir: Path) -> AutoencoderSystem:
         state = load_model_state(Path(model_dir) / MODEL_FILE, FORMAT_VERSION)
         system = cls.from_params(state["params"], AutoencoderConfig)
-        system.model_ = DenseAutoencoder.from_config(state["input_dim"], system.settings)
+        system.model_ = build_network(state["input_dim"], system.settings)
         system.model_.load_state_dict(state["model"])
         system.model_.eval()
         system.mahalanobis_ = SelectiveMahalanobis.from_state_dict(state["mahalanobis"])

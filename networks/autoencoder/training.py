@@ -1,4 +1,5 @@
-"""Training of the dense autoencoder: MSE reconstruction, Adam, shuffled batches of context vectors.
+"""Training of an autoencoder network: its loss (MSE reconstruction; the VAE's negative ELBO), Adam,
+shuffled batches of context vectors.
 
 Reads a `FrameBank` of the training clips' log-mels; writes `checkpoint.pt` in the model folder
 after every epoch (network, optimiser, loss history and a fingerprint of everything that shapes
@@ -15,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from core.atomic import torch_save
 from core.config import AutoencoderConfig
 from core.runtime import autocast, limit_threads
 from networks.autoencoder.frames import FrameBank
-from networks.autoencoder.model import DenseAutoencoder
+from networks.autoencoder.model import ContextAutoencoder
 from networks.mahalanobis import ResidualMoments
 from networks.training import resume_state
 
@@ -33,7 +33,7 @@ EVAL_VECTORS = 4096  # context vectors per forward pass outside training (memory
 
 
 def train(
-    model: DenseAutoencoder,
+    model: ContextAutoencoder,
     bank: FrameBank,
     domains: list[str],
     cfg: AutoencoderConfig,
@@ -100,7 +100,7 @@ def train(
 
 
 def _epoch(
-    model: DenseAutoencoder,
+    model: ContextAutoencoder,
     bank: FrameBank,
     starts: torch.Tensor,
     epoch: int,
@@ -115,6 +115,8 @@ def _epoch(
     resumed run takes the same steps as an uninterrupted one. Returns the mean loss."""
     model.train()
     order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(len(starts)))
+    # The draws of a sampling network (the VAE) come from a generator seeded like the order.
+    generator = torch.Generator(device).manual_seed(int(np.random.default_rng([seed, epoch, 1]).integers(2**62)))
     total = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
     steps = range(0, len(order), batch)
@@ -123,7 +125,7 @@ def _epoch(
         if len(x) < 2:  # batch normalisation needs two vectors
             continue
         with autocast(device, torch.float16 if use_amp else None):
-            loss = F.mse_loss(model(x).float(), x)
+            loss = model.loss(x, generator)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -134,7 +136,7 @@ def _epoch(
 
 
 @torch.inference_mode()
-def _mean_loss(model: DenseAutoencoder, bank: FrameBank, starts: torch.Tensor) -> float:
+def _mean_loss(model: ContextAutoencoder, bank: FrameBank, starts: torch.Tensor) -> float:
     """Mean squared reconstruction error over the given vectors (evaluation mode)."""
     model.eval()
     total = 0.0
@@ -146,20 +148,23 @@ def _mean_loss(model: DenseAutoencoder, bank: FrameBank, starts: torch.Tensor) -
 
 @torch.inference_mode()
 def residual_pass(
-    model: DenseAutoencoder, bank: FrameBank, device: torch.device, domains: list[str] | None = None
-) -> tuple[torch.Tensor, np.ndarray, dict[str, ResidualMoments]]:
+    model: ContextAutoencoder, bank: FrameBank, device: torch.device, domains: list[str] | None = None
+) -> tuple[torch.Tensor, np.ndarray, dict[str, ResidualMoments], np.ndarray | None]:
     """Every context vector of every clip through the network once (evaluation mode).
 
     Returns:
         mean_residuals: [clips, dim] float64, each clip's mean of `x - reconstruction`.
         mse: [clips] float64, each clip's mean squared reconstruction error.
         moments: domain -> residual moments of its clips' vectors (only if `domains` is given).
+        divergence: [clips] float64, each clip's mean KL divergence per vector of a variational
+            network's posterior from its prior; None for the other networks.
     """
     model.eval()
     starts, clip_ids = bank.vector_starts()
     dim = bank.vector_dim
     sums = torch.zeros((bank.n_clips, dim), dtype=torch.float64)
     squares = torch.zeros(bank.n_clips, dtype=torch.float64)
+    divergences = None
     moments: dict[str, ResidualMoments] = {}
     vector_domain = None
     if domains is not None:
@@ -170,7 +175,11 @@ def residual_pass(
     for i in range(0, len(starts), EVAL_VECTORS):
         ids = clip_ids[i : i + EVAL_VECTORS]
         x = bank.gather(starts[i : i + EVAL_VECTORS])
-        residual = x - model(x)
+        reconstruction, divergence = model.reconstruct(x)
+        residual = x - reconstruction
+        if divergence is not None:
+            divergences = torch.zeros(bank.n_clips, dtype=torch.float64) if divergences is None else divergences
+            divergences.index_add_(0, ids, divergence.to("cpu", torch.float64))
         # A batch covers a few consecutive clips (vectors come clip after clip): sum into those rows only.
         first, last = int(ids[0]), int(ids[-1])
         chunk = torch.zeros((last - first + 1, dim), dtype=torch.float32, device=device)
@@ -183,7 +192,8 @@ def residual_pass(
             for k, name in enumerate(names):
                 moments[name].update(residual[part == k])
     counts = bank.vectors_per_clip.double()
-    return sums / counts[:, None], (squares / counts).numpy(), moments
+    divergence_per_clip = None if divergences is None else (divergences / counts).numpy()
+    return sums / counts[:, None], (squares / counts).numpy(), moments, divergence_per_clip
 
 
 def split_clips(domains: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

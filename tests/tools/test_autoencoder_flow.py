@@ -1,6 +1,6 @@
-"""The autoencoder through its entry points: train and score the demo corpus (quality floor,
-official files; the drivers' main() in this process, to spare the imports of a new one), kill a
-real training process and resume it, and the errors users meet, from real processes."""
+"""The autoencoder through its entry points, every network: train and score the demo corpus
+(quality floors, official files; the drivers' main() in this process, to spare the imports of a new
+one), kill a real training process and resume it, and the errors users meet, from real processes."""
 
 from __future__ import annotations
 
@@ -67,12 +67,15 @@ def test_scores_are_well_above_chance_and_the_official_files_are_written(trained
         assert "encoder_dims:" in config and "batch_size: 64" in config
 
 
-def test_a_killed_training_resumes_from_its_last_epoch_and_finishes(demo_corpus, tmp_path):
+@pytest.mark.parametrize("network", ["dense", "vae"])
+def test_a_killed_training_resumes_from_its_last_epoch_and_finishes(demo_corpus, tmp_path, network):
     args = [
         "./01_train.sh",
         "-d",
         "--system",
         "autoencoder",
+        "--autoencoder.network",
+        network,
         "--data-root",
         str(demo_corpus),
         "--machines",
@@ -96,6 +99,40 @@ def test_a_killed_training_resumes_from_its_last_epoch_and_finishes(demo_corpus,
     assert (model_dir / ".completed").is_file()
     history = torch.load(model_dir / "autoencoder.pt", weights_only=True)["history"]
     assert [h["epoch"] for h in history] == list(range(1, 21))
+
+
+@pytest.mark.parametrize("network", ["conv", "lstm", "vae"])
+def test_every_network_trains_and_scores_end_to_end(demo_corpus, tmp_path, network):
+    """Tiny settings: the files and the settings; each network's quality floor is in
+    tests/networks/autoencoder/test_system.py."""
+    args = ["-d", "--system", "autoencoder", "--autoencoder.network", network, "--data-root", str(demo_corpus)]
+    args += ["--machines", "SynthFan", "--autoencoder.epochs", "2"] + run_dirs(tmp_path)
+    assert train_driver.main(args) == 0
+    config = (tmp_path / "models" / "dev_data" / "autoencoder" / "SynthFan" / "config.yaml").read_text()
+    assert f"network: {network}" in config
+    for scorer in ["mse", "mahala", "elbo"] if network == "vae" else ["mse", "mahala"]:
+        assert test_driver.main(args + ["--score", scorer]) == 0
+        out = tmp_path / "results" / "dev_data" / f"autoencoder_{scorer}"
+        for kind in ("anomaly_score", "decision_result"):
+            rows = (out / f"{kind}_SynthFan_section_00_test.csv").read_text().splitlines()
+            assert len(rows) == 48 and rows[0].startswith("section_00_")
+        score, source_aucs = _result(out)
+        assert 0.0 <= score <= 1.0 and len(source_aucs) == 1
+
+
+def test_an_unknown_network_and_a_scorer_of_another_network_are_one_line_errors(trained, tmp_path):
+    _, args = trained
+    done = run_script(["./01_train.sh", *args, "--autoencoder.network", "gru"] + run_dirs(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.endswith("config key 'autoencoder.network' must be one of dense, conv, lstm, vae; got 'gru'")
+    done = run_script(["./02_test.sh", *args, *QUICK, "--score", "elbo"])
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith("scorer 'elbo' needs --autoencoder.network vae (here dense); valid here: mse, mahala")
+    )
 
 
 def test_scoring_without_a_trained_model_names_the_training_command(demo_corpus, tmp_path):

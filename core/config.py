@@ -68,6 +68,8 @@ OpenFraction = Annotated[float, Range(0, 1, open_low=True, open_high=True)]  # s
 # audiomentations); listed here so that a typo is refused when the configuration is loaded.
 Augmentation = Literal["gaussian_noise", "time_stretch", "pitch_shift", "shift"]
 ClipStatistic = Literal["mean", "std", "max", "min", "median"]
+# Feature groups of the classical system (networks.classical.features builds them).
+ClassicalFeature = Literal["logmel_stats", "modulation", "impulsiveness", "long_term_spectrum"]
 
 
 @dataclass
@@ -121,7 +123,13 @@ class MetricsConfig:
 
 @dataclass
 class ClassicalConfig:
-    statistics: list[ClipStatistic]  # per-mel statistics over time
+    features: list[ClassicalFeature]  # feature groups, each standardised and scored on its own
+    combine: Literal["mean", "concat"]  # mean of the groups' standardised scores, or one detector on all groups
+    domains: Literal["pooled", "separate"]  # one model per section, or one per section and domain (smaller score wins)
+    statistics: list[ClipStatistic]  # logmel_stats: per-mel statistics over time
+    bands: PositiveInt  # modulation, impulsiveness: log-spaced frequency bands from 50 Hz to half the sample rate
+    spectrum_bins: PositiveInt  # long_term_spectrum: equal-width bands from 0 Hz to half the sample rate
+    target_prior: NonNegativeFloat  # gaussian, separate: weight (in clips) of the source covariance in a target's
     n_neighbors: PositiveInt  # knn
     lof_neighbors: PositiveInt  # lof
     iforest_trees: PositiveInt  # iforest

@@ -2,8 +2,9 @@
 processes and cached on disk.
 
 Reads WAV files; writes `<data.cache_dir>/<key>/<folder hash>/<clip>/<kind>.npy` (`log_mel.npy`,
-`spectrum.npy`), where `key` hashes the whole configuration of the feature kind (for log-mels
-every `feature` key; for the clip spectrum its number of bands), the sample rate, the channel and
+`spectrum.npy`, `modulation.npy`, `impulsiveness.npy`), where `key` hashes the whole configuration
+of the feature kind (for log-mels every `feature` key; for the others their number of bands), the
+sample rate, the channel and
 the extractor version, so a changed parameter never reuses stale features, and beside it
 `wav_stamp.txt`, the stamp of the WAV file the features were computed from (`source_stamp`): an
 entry whose stamp no longer matches its WAV file is recomputed and overwritten.
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from core.atomic import atomic_path, write_text
 from core.config import DataConfig, FeatureConfig, fingerprint
 from datasets.audio import AudioError, read_clip, usable_indices
+from datasets.clip_features import CLIP_FEATURES_VERSION, impulsiveness, modulation_spectrum
 from datasets.features import EXTRACTOR_VERSION, SPECTRUM_VERSION, log_mel_spectrogram, log_spectrum
 from datasets.manifest import Clip
 
@@ -57,7 +59,35 @@ class Spectrum:
         return log_spectrum(wave, self.bins)
 
 
-FeatureKind = LogMel | Spectrum
+@dataclass(frozen=True)
+class Modulation:
+    """The band envelopes' modulation spectra: `[bands * MODULATION_BINS]` per clip."""
+
+    bands: int
+    file_name = "modulation.npy"
+
+    def settings(self) -> dict:
+        return {"modulation_bands": self.bands, "extractor": f"clip-features-{CLIP_FEATURES_VERSION}"}
+
+    def __call__(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
+        return modulation_spectrum(wave, sample_rate, self.bands)
+
+
+@dataclass(frozen=True)
+class Impulsiveness:
+    """Kurtosis and crest factor of the clip and of each band: `[2 * (bands + 1)]` per clip."""
+
+    bands: int
+    file_name = "impulsiveness.npy"
+
+    def settings(self) -> dict:
+        return {"impulsiveness_bands": self.bands, "extractor": f"clip-features-{CLIP_FEATURES_VERSION}"}
+
+    def __call__(self, wave: np.ndarray, sample_rate: int) -> np.ndarray:
+        return impulsiveness(wave, sample_rate, self.bands)
+
+
+FeatureKind = LogMel | Spectrum | Modulation | Impulsiveness
 
 
 def kind_key(data_cfg: DataConfig, kind: FeatureKind) -> str:
@@ -128,7 +158,7 @@ def cached_features(
     Args:
         clips: the clips, in the order wanted.
         data_cfg: the `data` configuration section.
-        kind: what to compute (`LogMel(feature_cfg)`, `Spectrum(bins)`).
+        kind: what to compute (`LogMel(feature_cfg)`, `Spectrum(bins)`, `Modulation(bands)`, ...).
         expected_channels: channel count the dataset promises, or None to accept any.
         allow_skip: whether `data.on_bad_file: skip` may drop a broken clip (training clips);
             broken test clips always raise, because a submission needs a score for every clip.

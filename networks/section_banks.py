@@ -56,7 +56,9 @@ class SectionBanks(ABC):
 
     @abstractmethod
     def _fit_bank(self, key: BankKey, members: np.ndarray, everything: np.ndarray) -> object:
-        """The summary of bank `key` from its members `[m, dim]` (`everything`: all training embeddings, for fallbacks)."""
+        """The summary of bank `key` from its members `[m, dim]` (`everything`: all training embeddings, for fallbacks).
+        Banks are fitted in key order, so `self.banks_` already holds the section's source bank when
+        its target bank is fitted."""
 
     @abstractmethod
     def _distances(self, queries: np.ndarray, key: BankKey, leave_out: bool) -> np.ndarray:
@@ -75,8 +77,10 @@ class SectionBanks(ABC):
     def fit(self, embeddings: np.ndarray, machines: list[str], sections: list[str], domains: list[str]) -> SectionBanks:
         """Build the banks from training embeddings `[clips, dim]`; sets `train_scores_` (leave-one-out)."""
         x = self._prepare(embeddings)
-        members = group_indices(zip(machines, sections, domains))
-        self.banks_ = {key: self._fit_bank(key, x[idx], x) for key, idx in members.items()}
+        members = dict(sorted(group_indices(zip(machines, sections, domains)).items()))
+        self.banks_ = {}
+        for key, idx in members.items():  # in key order: a target bank may lean on its section's source bank
+            self.banks_[key] = self._fit_bank(key, x[idx], x)
         self.stats_ = {
             key: self._bank_stats(key, self._distances(x[idx], key, leave_out=True)) for key, idx in members.items()
         }

@@ -118,7 +118,8 @@ def test_a_system_producing_non_finite_scores_stops_before_writing_them(own_run,
     shutil.copytree(own_run["root"] / "models", models)
     model_file = models / "dev_data" / "classical" / "SynthFan" / "classical.joblib"
     state = joblib.load(model_file)
-    state["detectors"]["gaussian"].location_[0] = np.inf  # a damaged model: every score becomes non-finite
+    for bank in state["banks"]["gaussian"].banks_.values():  # a damaged model: every score becomes non-finite
+        bank["detectors"][0].location_[0] = np.inf
     joblib.dump(state, model_file)
     args = list(own_run["args"])
     args[args.index("--run.model_dir") + 1] = str(models)

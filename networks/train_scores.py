@@ -44,6 +44,11 @@ def read_train_score_table(path: Path) -> tuple[list[ClipKey], dict[str, np.ndar
     keys: list[ClipKey] = []
     columns: list[list[float]] = []
     try:
+        text = path.read_text()
+        # write_csv ends every row with a newline: a file cut short inside a row (even inside its last
+        # number, which would still parse) lacks it
+        if text and not text.endswith("\n"):
+            raise ValueError("it ends inside a row: cut short")
         with path.open(newline="") as f:
             reader = csv.reader(f)
             header = next(reader)

@@ -301,7 +301,10 @@ def _autoencoder(settings: dict, scorer: str, description: dict, extra: dict) ->
     description["aggregation_method"] = "average"
     if scorer == "mahala":
         description["domain_generalization_method"] = "covariance per domain (source, target), smaller distance"
-    return f"Dense autoencoder on {settings['frames']} stacked log-mel frames, {scorer} score"
+    network = {"dense": "Dense", "conv": "Convolutional", "lstm": "LSTM", "vae": "Variational"}
+    if settings.get("network", "dense") == "vae":
+        description["machine_learning_method"] = "VAE" + description["machine_learning_method"][2:]
+    return f"{network[settings.get('network', 'dense')]} autoencoder on {settings['frames']} stacked log-mel frames, {scorer} score"
 
 
 _CLASSICAL_METHODS = {
@@ -317,6 +320,10 @@ def _classical(settings: dict, scorer: str, description: dict, extra: dict) -> s
     description["acoustic_features"] = f"log-mel energies ({statistics} per band over the clip)"
     description["machine_learning_method"] = _CLASSICAL_METHODS.get(scorer, scorer)
     description["aggregation_method"] = statistics
+    if settings.get("domains") == "separate":
+        description["domain_generalization_method"] = (
+            "one model per domain (source, target), smaller standardised score"
+        )
     return f"Clip log-mel statistics with a {_CLASSICAL_METHODS.get(scorer, scorer)} detector"
 
 
@@ -354,4 +361,18 @@ def _auxiliary(settings: dict, scorer: str, description: dict, extra: dict) -> s
     return f"Auxiliary-classification CNN with a {settings['head']} head, {scorer} score"
 
 
-_DESCRIPTIONS = {"autoencoder": _autoencoder, "classical": _classical, "beats": _beats, "auxiliary": _auxiliary}
+def _ensemble(settings: dict, scorer: str, description: dict, extra: dict) -> str:
+    members = ", ".join(settings["members"])
+    description["machine_learning_method"] = f"score-level ensemble of {members}"
+    description["ensemble_method_subsystem_count"] = len(settings["members"])
+    description["decision_making"] = f"{scorer} of the members' per-section standardised scores"
+    return f"Ensemble ({scorer}) of {members}"
+
+
+_DESCRIPTIONS = {
+    "autoencoder": _autoencoder,
+    "classical": _classical,
+    "beats": _beats,
+    "auxiliary": _auxiliary,
+    "ensemble": _ensemble,
+}

@@ -72,9 +72,7 @@ def test_meta_reflects_the_settings():
 
 
 def test_an_unknown_system_gets_placeholders_not_guesses():
-    meta = build_meta(
-        "A_B_task2_1", {**_config("autoencoder"), "run": {"system": "ensemble"}, "ensemble": {}}, "avg", None
-    )
+    meta = build_meta("A_B_task2_1", {**_config("autoencoder"), "run": {"system": "future"}, "future": {}}, "avg", None)
     assert meta["system"]["description"]["acoustic_features"].startswith(PLACEHOLDER)
     assert meta_problem(meta, "A_B_task2_1") is None
 

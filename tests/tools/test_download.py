@@ -124,7 +124,9 @@ def test_dropped_connection_then_a_resumed_run(served, zips, tmp_path):
 
 def test_interrupted_script_keeps_the_partial_file_and_the_rerun_resumes_it(served, zips, tmp_path, repo_root):
     path = zips["paths"]["dev"]
-    served.files[path].delay = 0.05  # about 0.3 MB/s: slow enough to interrupt mid-file
+    # about 80 KB/s: slow enough to interrupt mid-file even when this process is starved of CPU
+    # (at 0.3 MB/s a machine at load average 20 finished the whole file before the test looked)
+    served.files[path].delay = 0.2
     root = tmp_path / "data"
     part = root / "dcase2024t2" / "zips" / "dev_fan.zip.part"
     command = [str(repo_root / "00_download.sh"), "-d", "--machines", DEV, *args(served, root)]
@@ -139,6 +141,7 @@ def test_interrupted_script_keeps_the_partial_file_and_the_rerun_resumes_it(serv
     deadline = time.monotonic() + 30
     while not (part.exists() and part.stat().st_size >= 32768) and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert part.exists(), "the download never started a partial file within 30 s"
     process.send_signal(signal.SIGINT)  # Ctrl-C
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err

@@ -72,11 +72,11 @@ def test_ranges_and_choices_become_distributions_and_configuration_values(tmp_pa
         (
             "space:\n  classical.n_neighbours: {int: [1, 4]}\n",
             "unknown search-space key 'classical.n_neighbours' for the classical system; valid: "
-            "classical.statistics, classical.n_neighbors, classical.lof_neighbors",
+            "classical.features, classical.combine, classical.domains, classical.statistics",
         ),
         (
             "space:\n  autoencoder.epochs: {int: [1, 4]}\n",
-            "unknown search-space key 'autoencoder.epochs' for the classical system; valid: classical.statistics",
+            "unknown search-space key 'autoencoder.epochs' for the classical system; valid: classical.features",
         ),
         (
             "space:\n  classical.n_neighbors: {int: [1, 4], lg: true}\n",

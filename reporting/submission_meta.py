@@ -147,22 +147,14 @@ def build_meta(label: str, config: dict, scorer: str, dev: DevResults | None) ->
     match = LABEL.match(label)
     lastname, institute = match["team"].split("_", 1) if match else (_fill("last name"), _fill("institute"))
     system = config["run"]["system"]
-    description = {
-        "input_sampling_rate": f"{config['data']['sample_rate'] / 1000:g}kHz",
-        "data_augmentation": None,
-        "front_end": None,
-        "acoustic_features": "log-mel energies",
-        "embeddings": None,
-        "machine_learning_method": _fill("machine-learning method"),
-        "aggregation_method": None,
-        "domain_adaptation_method": None,
-        "domain_generalization_method": None,
-        "ensemble_method_subsystem_count": None,
-        "decision_making": None,
-        "attribute_usage": None,
-        "external_data_usage": None,
-        "development_data_usage": "development",
-    }
+    # every description key the check requires, in its order; what the toolkit knows is filled below
+    description = dict.fromkeys(REQUIRED_KEYS["system"]["description"])
+    description.update(
+        input_sampling_rate=f"{config['data']['sample_rate'] / 1000:g}kHz",
+        acoustic_features="log-mel energies",
+        machine_learning_method=_fill("machine-learning method"),
+        development_data_usage="development",
+    )
     extra: dict = {"external_datasets": None, "pre_trained_models": None}
     describe = _DESCRIPTIONS.get(system)
     if describe is None:

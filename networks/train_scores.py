@@ -3,22 +3,40 @@ thresholds are fitted at test time.
 
 Writes one row per training clip: machine, section, domain, name and one column per scorer
 (`repr` of the float, so the values read back bit for bit). Reads them back per scorer and section,
-or row by row with each clip's key (to align the clips of several systems).
+or row by row with each clip's key (to align the clips of several systems). The model folder's
+`.completed` marker records the table's SHA-256 (`completion_line`): a table cut short at a row
+boundary still parses, and only the digest tells.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from core.atomic import write_csv
+from core.layout import COMPLETE_MARKER
 from networks.section_banks import group_indices
 from networks.system import ModelFileError, System
 
 KEY_COLUMNS = ["machine", "section", "domain", "name"]
 ClipKey = tuple[str, str, str, str]  # machine, section, domain, name
+DIGEST_LABEL = "train_scores.csv sha256 "  # how the marker's line with the table's digest starts
+
+
+def completion_line(path: Path) -> str:
+    """The `.completed` marker's line recording the digest of the table at `path`."""
+    return DIGEST_LABEL + hashlib.sha256(Path(path).read_bytes()).hexdigest() + "\n"
+
+
+def _recorded_digest(path: Path) -> str | None:
+    """The digest the marker beside `path` recorded when training finished; None without one
+    (models trained before markers held it, or a training in progress)."""
+    marker = path.parent / COMPLETE_MARKER
+    lines = marker.read_text(errors="replace").splitlines() if marker.is_file() else []
+    return next((line[len(DIGEST_LABEL) :] for line in lines if line.startswith(DIGEST_LABEL)), None)
 
 
 def write_train_scores(path: Path, system: System) -> None:
@@ -44,7 +62,11 @@ def read_train_score_table(path: Path) -> tuple[list[ClipKey], dict[str, np.ndar
     keys: list[ClipKey] = []
     columns: list[list[float]] = []
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
+        recorded = _recorded_digest(path)
+        if recorded is not None and hashlib.sha256(raw).hexdigest() != recorded:
+            raise ValueError(f"its contents differ from those recorded in {COMPLETE_MARKER} when training finished")
+        text = raw.decode()
         # write_csv ends every row with a newline: a file cut short inside a row (even inside its last
         # number, which would still parse) lacks it
         if text and not text.endswith("\n"):

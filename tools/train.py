@@ -30,7 +30,7 @@ from datasets.audio import AudioError
 from datasets.manifest import Dataset, DatasetError, open_dataset
 from networks.registry import get_system
 from networks.system import ModelFileError, Runtime, System
-from networks.train_scores import read_train_scores, write_train_scores
+from networks.train_scores import completion_line, read_train_scores, write_train_scores
 
 log = logging.getLogger("train")
 
@@ -131,7 +131,7 @@ def _train_system(cfg: Config, dataset: Dataset, runtime: Runtime, rank: int, la
             system.save(out)
             save_config(cfg, out / "config.yaml")
             write_train_scores(out / TRAIN_SCORES_FILE, system)
-            write_text(out / COMPLETE_MARKER, stamp + "\n")
+            write_text(out / COMPLETE_MARKER, stamp + "\n" + completion_line(out / TRAIN_SCORES_FILE))
         log.info("%s%s: done (%d training clips)", label, group, len(system.train_clips_))
     return failed
 
@@ -140,7 +140,7 @@ def _finished(out: Path, stamp: str, system_cls: type[System]) -> bool:
     """Whether `out` holds a complete model of this configuration that loads: a damaged model
     file or training-score table is rebuilt rather than skipped."""
     marker = out / COMPLETE_MARKER
-    if not (marker.is_file() and marker.read_text().strip() == stamp):
+    if not (marker.is_file() and marker.read_text().partition("\n")[0] == stamp):
         return False
     try:
         system_cls.load(out)

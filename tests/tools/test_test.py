@@ -91,14 +91,21 @@ def test_a_failed_run_leaves_the_previous_complete_results_and_an_incomplete_fol
     assert not partial.exists() and (out / "result.csv").read_bytes() == before["result.csv"]
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def _damaged(whole: bytes, damage: str) -> bytes:
+    if damage == "truncate":
+        return whole[: len(whole) // 3]
+    if damage == "cut_after_a_line":  # a table cut at a row boundary still parses: the marker's digest tells
+        return whole[: whole.index(b"\n", len(whole) // 3) + 1]
+    return b"\x00garbage\xff" * 7
+
+
+@pytest.mark.parametrize("damage", ["truncate", "cut_after_a_line", "garbage"])
 def test_damaged_model_files_are_named_and_training_rebuilds_them(trained, tmp_path, capsys, damage):
     root, args = trained
     model = root / "models" / "dev_data" / "classical" / "SynthValve"
     for name in ("classical.joblib", "train_scores.csv"):
         path = model / name
-        whole = path.read_bytes()
-        path.write_bytes(whole[: len(whole) // 3] if damage == "truncate" else b"\x00garbage\xff" * 7)
+        path.write_bytes(_damaged(path.read_bytes(), damage))
         assert test_driver.main(args + _result(tmp_path)) == 1
         err = capsys.readouterr().err
         assert f"{path}" in err and "damaged" in err and "retrain with ./01_train.sh" in err

@@ -8,6 +8,7 @@ import math
 import shutil
 
 import pytest
+import torch
 
 from datasets.demo_corpus import DEV_MACHINES, EVAL_MACHINES
 from reporting.evaluation import evaluate_folder, load_truth
@@ -158,6 +159,26 @@ def test_missing_data_root_names_the_download_command(workspace, tmp_path):
     )
     assert result.returncode == 1 and "run ./00_download.sh -d --year 2024 first" in result.stderr
     assert not (tmp_path / "m").exists()  # no empty model folders for data that is not there
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device: a missing one cannot be refused")
+def test_a_cuda_device_on_a_machine_without_one_is_a_one_line_error(dev_run, workspace, tmp_path):
+    demo = workspace["data"] / "dev_data" / "raw" / "SynthFan"
+    model = workspace["root"] / "models" / "dev_data" / "classical" / "SynthFan"
+    out = tmp_path / "scores.csv"
+    for command in (
+        ["./01_train.sh", "-d", *workspace["args"], *run_dirs(tmp_path), "--device", "cuda"],
+        ["./02_test.sh", "-d", *workspace["args"], *run_dirs(tmp_path), "--device", "cuda"],
+        ["./04_score.sh", "--model", str(model), "--device", "cuda", "--out", str(out), str(demo / "test")],
+    ):
+        result = run_script(command)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+        assert len(errors) == 1 and errors[0].endswith(
+            "run.device cuda: no CUDA device is available on this machine (PyTorch finds none): "
+            "use --device cpu, or --device auto (the GPU when there is one)"
+        ), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.log"]  # no models, results or scores
 
 
 def test_unknown_config_key_unknown_system_and_scorer(workspace):

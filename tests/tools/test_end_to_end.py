@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 import torch
+from PIL import Image
 
 from datasets.demo_corpus import DEV_MACHINES, EVAL_MACHINES
 from reporting.evaluation import evaluate_folder, load_truth
@@ -104,6 +105,19 @@ def test_summary_table_and_plots(dev_run, workspace):
         for machine in MACHINES:
             png = results_root / "summary" / "plots" / "dev_data" / system / f"{machine}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            with Image.open(png) as image:
+                assert "(false positive rate 0 to 0.1)" in image.text["Description"]
+
+
+def test_the_plots_shade_the_pauc_range_of_the_runs_own_max_fpr(dev_run, workspace, tmp_path):
+    results = tmp_path / "results"
+    at_02 = ["--run.result_dir", str(results), "--metrics.max_fpr", "0.2"]
+    ok(run_script(["./02_test.sh", "-d", *workspace["args"], *at_02]))
+    ok(run_script(["./03_summarize_results.sh", "--result-dir", str(results)]))  # the run's own max_fpr
+    for machine in MACHINES:
+        with Image.open(results / "summary" / "plots" / "dev_data" / "classical_knn" / f"{machine}.png") as image:
+            assert image.text["Title"] == f"classical_knn: {machine}"
+            assert "pAUC range (false positive rate 0 to 0.2) shaded" in image.text["Description"]
 
 
 def test_evaluation_mode_without_and_with_labels(workspace):

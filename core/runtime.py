@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+log = logging.getLogger("runtime")
 
 
 def setup_logging(log_file: Path | None = None, level: str = "INFO") -> None:
@@ -65,14 +66,28 @@ def limit_threads(n: int, torch_too: bool = True) -> Iterator[None]:
 
 
 def pick_device(spec: str) -> torch.device:
-    """`auto` -> the first CUDA device when present, else the CPU; otherwise the named device."""
+    """`auto` -> the first CUDA device when present, else the CPU; otherwise the named device.
+
+    Raises:
+        SystemExit: (status 1, after logging one line that says what to use instead) `spec` names a
+            CUDA device this machine does not have. Every entry point chooses its device here, so
+            each refuses that setting the same way, without a traceback.
+    """
     import torch
 
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"run.device={spec} but no CUDA device is available; use auto or cpu")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            found = f"this machine's CUDA devices are {', '.join(f'cuda:{i}' for i in range(count))}"
+            log.error(
+                "run.device %s: %s: use --device cpu, or --device auto (the GPU when there is one)",
+                spec,
+                found if count else "no CUDA device is available on this machine (PyTorch finds none)",
+            )
+            raise SystemExit(1)
     return device
 
 

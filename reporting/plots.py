@@ -1,8 +1,10 @@
 """Scores and ground truth of a results folder -> pictures a person would rather look at.
 
 Writes one PNG per machine type: per section, the ROC curves of the source and target domains
-(normals of that domain against all anomalies, as AUC (source/target) is defined) and the
-score distributions of normal and anomalous clips per domain, with the decision threshold.
+(normals of that domain against all anomalies, as AUC (source/target) is defined), the range of
+false positive rates the run's pAUC covers (`metrics.max_fpr`), and the score distributions of
+normal and anomalous clips per domain, with the decision threshold. The PNG's `Description` text
+says what it shows, that range included, for readers that do not see the picture.
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ from reporting.metrics import DOMAINS, SectionMetrics  # noqa: E402
 COLOURS = {"source": "tab:blue", "target": "tab:orange"}
 
 
-def plot_machine(sections: list[SectionScores], results: list[SectionMetrics], title: str, out: Path) -> Path:
-    """Draw the ROC curves and score distributions of one machine type's sections into `out`."""
+def plot_machine(
+    sections: list[SectionScores], results: list[SectionMetrics], title: str, out: Path, max_fpr: float
+) -> Path:
+    """Draw the ROC curves and score distributions of one machine type's sections into `out`.
+
+    Args:
+        results: the sections' metrics, their pAUC computed over false positive rates up to `max_fpr`
+            (the run's `metrics.max_fpr`), the range shaded on the ROC curves.
+    """
     fig, axes = plt.subplots(len(sections), 2, figsize=(11, 4 * len(sections)), squeeze=False)
     for (roc_ax, hist_ax), section, result in zip(axes, sections, results):
         s, anomaly, target = section.scores, section.is_anomaly, section.is_target
@@ -47,7 +56,9 @@ def plot_machine(sections: list[SectionScores], results: list[SectionMetrics], t
                         label=f"{domain} {'anomaly' if is_anomaly else 'normal'}",
                     )
         roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
-        roc_ax.axvspan(0, 0.1, color="grey", alpha=0.1, label=f"pAUC range ({100 * result.pauc:.1f}%)")
+        roc_ax.axvspan(
+            0, max_fpr, color="grey", alpha=0.1, label=f"pAUC range, FPR 0-{max_fpr:g} ({100 * result.pauc:.1f}%)"
+        )
         roc_ax.set(
             title=f"{title}: {section.machine} section {section.section}",
             xlabel="false positive rate",
@@ -62,6 +73,11 @@ def plot_machine(sections: list[SectionScores], results: list[SectionMetrics], t
         hist_ax.legend(fontsize="small")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
+    machine = sections[0].machine
+    description = (
+        f"{title}, {machine}: per section, ROC curves of the source and target domains with the pAUC range "
+        f"(false positive rate 0 to {max_fpr:g}) shaded, and the anomaly score distributions"
+    )
+    fig.savefig(out, dpi=90, metadata={"Title": f"{title}: {machine}", "Description": description})
     plt.close(fig)
     return out

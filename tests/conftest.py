@@ -90,6 +90,21 @@ def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 600) 
     assert process.returncode == -signal.SIGKILL
 
 
+def result_figures(result_dir: Path) -> dict[str, float | None]:
+    """The figures tests check in the `result.csv` of a results folder, read by the product's own reader
+    (`read_dev_results`; its test holds it to the layout `02_test.sh` writes): `official`, the official
+    score, and `auc_source`, `auc_target`, `pauc`, each the mean over machine types of the machine
+    type's arithmetic mean over its sections. None where a value is undefined."""
+    from reporting.submission_meta import DEV_COLUMNS, read_dev_results
+
+    dev = read_dev_results(result_dir / "result.csv")
+    figures: dict[str, float | None] = {"official": dev.official_score}
+    for key in DEV_COLUMNS.values():
+        values = [machine[key] for machine in dev.machines.values()]
+        figures[key] = None if None in values else sum(values) / len(values)
+    return figures
+
+
 def parse_figures(stdout: str) -> dict[str, tuple[float, str]]:
     """A benchmark's `name value unit` lines as name -> (value, unit)."""
     parsed = {}

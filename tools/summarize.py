@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                         [results[i] for i in mine],
                         folder.name,
                         out / "plots" / f"{mode}_data" / folder.name / f"{machine}.png",
+                        max_fpr,
                     )
         if args.submission_dir:
             log.info("Stage 2: submission package: %s -> %s", ", ".join(args.label), args.submission_dir / "task2")

@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, KeyError) as e:
         parser.error(str(e).strip('"'))
     setup_logging()
+    device = pick_device(cfg.run.device)  # before the staging folder: a device this machine lacks leaves none
     try:
         dataset = open_dataset(cfg.data.root, cfg.data.year, cfg.run.mode, cfg.data.machines)
     except DatasetError as e:
@@ -79,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     staging = out.with_name(out.name + INCOMPLETE_SUFFIX)
     shutil.rmtree(staging, ignore_errors=True)
     setup_logging(staging / "test.log")
-    device = pick_device(cfg.run.device)
     log.info("configuration: %s", json.dumps(cfg.to_dict()))
     seed_everything(cfg.run.seed, device)
     log.info(

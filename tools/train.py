@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e).strip('"'))
     rank = int(os.environ.get("RANK", "0"))
     setup_logging(None, "INFO" if rank == 0 else "WARNING")
+    device = pick_device(cfg.run.device)  # before any folder is made: a device this machine lacks leaves none
     try:
         dataset = open_dataset(cfg.data.root, cfg.data.year, cfg.run.mode, cfg.data.machines)
     except DatasetError as e:
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if rank == 0:  # only now that there is data to train on: a wrong data root leaves no empty folders
         setup_logging(model_root(cfg) / "train.log")
-    device = _init_distributed(pick_device(cfg.run.device))
+    device = _init_distributed(device)
     runtime = Runtime(device, cfg.data, dataset.expected_channels)
     failed = []
     # An ensemble's members train first, each exactly as `01_train.sh --system <member>` would.

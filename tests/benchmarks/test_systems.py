@@ -3,15 +3,9 @@ and skips recorded steps when rerun."""
 
 from __future__ import annotations
 
-import csv
 import sys
 
-from tests.conftest import ok, parse_figures, run_script
-
-
-def official_score_in(result_csv) -> float:
-    rows = [row for row in csv.reader(result_csv.open()) if row and row[0] == "official score"]
-    return float(rows[0][1])
+from tests.conftest import ok, parse_figures, result_figures, run_script
 
 
 def test_benchmark_trains_tests_and_resumes(demo_corpus, tmp_path):
@@ -29,8 +23,8 @@ def test_benchmark_trains_tests_and_resumes(demo_corpus, tmp_path):
     first = ok(run_script(command, timeout=600))
     figures = parse_figures(first.stdout)
     for scorer in ("gaussian", "knn"):
-        result_csv = tmp_path / "work" / "results" / "dev_data" / f"classical_{scorer}" / "result.csv"
-        assert abs(figures[f"classical_{scorer}_official"][0] - official_score_in(result_csv)) < 1e-3
+        result = tmp_path / "work" / "results" / "dev_data" / f"classical_{scorer}"
+        assert abs(figures[f"classical_{scorer}_official"][0] - result_figures(result)["official"]) < 1e-3
         assert 0.0 < figures[f"classical_{scorer}_auc_target"][0] <= 1.0
         assert figures[f"classical_{scorer}_test_seconds"][0] > 0
     assert figures["classical_train_seconds"][0] > 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import kill_when, ok, run_dirs, run_script
+from tests.conftest import kill_when, ok, result_figures, run_dirs, run_script
 
 DEV_MACHINES = ["SynthFan", "SynthGearbox", "SynthPump", "SynthValve"]
 SCORERS = ["knn", "mahala", "softmax"]
@@ -46,18 +46,6 @@ def _train_scores(model_dir: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 def _log(model_dir: Path) -> list[dict]:
     with (model_dir / "member_0" / "training_log.csv").open(newline="") as f:
         return list(csv.DictReader(f))
-
-
-def _quality(result_dir: Path) -> dict[str, float]:
-    """The official score and the mean over machine types of AUC (source) and AUC (target)."""
-    with (result_dir / "result.csv").open(newline="") as f:
-        rows = [r for r in csv.reader(f) if r]
-    sections = [r for r in rows if r[0] == "00"]
-    return {
-        "official": next(float(r[1]) for r in rows if r[0] == "official score"),
-        "auc_source": float(np.mean([float(r[1]) for r in sections])),
-        "auc_target": float(np.mean([float(r[2]) for r in sections])),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +106,10 @@ def test_submission_files_and_a_score_above_the_floor(dev_run, scorer):
         for kind in ("anomaly_score", "decision_result"):
             rows = (out / f"{kind}_{machine}_section_00_test.csv").read_text().splitlines()
             assert len(rows) == 48 and rows[0].startswith("section_00_")
-    quality = _quality(out)
-    print(f"auxiliary {scorer}: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items()))
+    figures = result_figures(out)
+    print(f"auxiliary {scorer}: " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()))
     metric, floor = FLOORS[scorer]
-    assert quality[metric] >= floor
+    assert figures[metric] >= floor
 
 
 def test_machine_types_missing_from_training_are_named(dev_run, demo_corpus, tmp_path):

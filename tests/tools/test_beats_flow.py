@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import kill_when, ok, run_dirs, run_script
+from tests.conftest import kill_when, ok, result_figures, run_dirs, run_script
 
 DEV_MACHINES = ["SynthFan", "SynthGearbox", "SynthPump", "SynthValve"]
 EVAL_MACHINES = ["SynthBlower", "SynthConveyor"]
@@ -115,8 +115,7 @@ def test_submission_files_and_a_score_clearly_above_chance(dev_run):
         for kind in ("anomaly_score", "decision_result"):
             rows = (out / f"{kind}_{machine}_section_00_test.csv").read_text().splitlines()
             assert len(rows) == 48 and rows[0].startswith("section_00_")
-    with (out / "result.csv").open(newline="") as f:
-        score = next(float(r[1]) for r in csv.reader(f) if r and r[0] == "official score")
+    score = result_figures(out)["official"]
     print(f"beats (tiny, from scratch, {QUALITY_EPOCHS} epochs): official score {score:.4f}")
     assert score >= OFFICIAL_SCORE_FLOOR
     assert "| beats_knn | TOTAL score |" in dev_run["summary"].stdout

@@ -8,12 +8,14 @@ import math
 import shutil
 
 import pytest
+import torch
+from PIL import Image
 
 from datasets.demo_corpus import DEV_MACHINES, EVAL_MACHINES
 from reporting.evaluation import evaluate_folder, load_truth
 from reporting.metrics import hmean, ranked_values
 from reporting.result_tables import BASELINE_COLUMNS
-from tests.conftest import ok, run_dirs, run_script
+from tests.conftest import ok, result_figures, run_dirs, run_script
 
 MACHINES = sorted(m.name for m in DEV_MACHINES)
 
@@ -74,9 +76,8 @@ def test_result_csv_layout_and_official_score(dev_run):
     rows = list(csv.reader((out / "result.csv").open()))
     assert rows[0] == ["SynthFan"] and rows[1] == BASELINE_COLUMNS and rows[2][0] == "00"
     assert [r[0] for r in rows[3:5]] == ["arithmetic mean", "harmonic mean"]
-    score_row = next(r for r in rows if r and r[0] == "official score")
     results = evaluate_folder(out, load_truth(out))
-    assert float(score_row[1]) == pytest.approx(hmean(ranked_values(results)), abs=1e-12)
+    assert result_figures(out)["official"] == pytest.approx(hmean(ranked_values(results)), abs=1e-12)
     assert "official score (dcase2022 ranking)" in dev_run["test"].stderr
     assert (out / "config.yaml").is_file() and (out / "ground_truth" / "ground_truth_data").is_dir()
 
@@ -104,6 +105,19 @@ def test_summary_table_and_plots(dev_run, workspace):
         for machine in MACHINES:
             png = results_root / "summary" / "plots" / "dev_data" / system / f"{machine}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            with Image.open(png) as image:
+                assert "(false positive rate 0 to 0.1)" in image.text["Description"]
+
+
+def test_the_plots_shade_the_pauc_range_of_the_runs_own_max_fpr(dev_run, workspace, tmp_path):
+    results = tmp_path / "results"
+    at_02 = ["--run.result_dir", str(results), "--metrics.max_fpr", "0.2"]
+    ok(run_script(["./02_test.sh", "-d", *workspace["args"], *at_02]))
+    ok(run_script(["./03_summarize_results.sh", "--result-dir", str(results)]))  # the run's own max_fpr
+    for machine in MACHINES:
+        with Image.open(results / "summary" / "plots" / "dev_data" / "classical_knn" / f"{machine}.png") as image:
+            assert image.text["Title"] == f"classical_knn: {machine}"
+            assert "pAUC range (false positive rate 0 to 0.2) shaded" in image.text["Description"]
 
 
 def test_evaluation_mode_without_and_with_labels(workspace):
@@ -159,6 +173,26 @@ def test_missing_data_root_names_the_download_command(workspace, tmp_path):
     )
     assert result.returncode == 1 and "run ./00_download.sh -d --year 2024 first" in result.stderr
     assert not (tmp_path / "m").exists()  # no empty model folders for data that is not there
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device: a missing one cannot be refused")
+def test_a_cuda_device_on_a_machine_without_one_is_a_one_line_error(dev_run, workspace, tmp_path):
+    demo = workspace["data"] / "dev_data" / "raw" / "SynthFan"
+    model = workspace["root"] / "models" / "dev_data" / "classical" / "SynthFan"
+    out = tmp_path / "scores.csv"
+    for command in (
+        ["./01_train.sh", "-d", *workspace["args"], *run_dirs(tmp_path), "--device", "cuda"],
+        ["./02_test.sh", "-d", *workspace["args"], *run_dirs(tmp_path), "--device", "cuda"],
+        ["./04_score.sh", "--model", str(model), "--device", "cuda", "--out", str(out), str(demo / "test")],
+    ):
+        result = run_script(command)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+        assert len(errors) == 1 and errors[0].endswith(
+            "run.device cuda: no CUDA device is available on this machine (PyTorch finds none): "
+            "use --device cpu, or --device auto (the GPU when there is one)"
+        ), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.log"]  # no models, results or scores
 
 
 def test_unknown_config_key_unknown_system_and_scorer(workspace):

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import kill_when, ok, run_dirs, run_script
+from tests.conftest import kill_when, ok, result_figures, run_dirs, run_script
 from tools import tune
 
 MACHINES = ["SynthFan", "SynthGearbox", "SynthPump", "SynthValve"]
@@ -128,9 +128,8 @@ def test_the_best_configuration_trains_and_scores_through_the_scripts_to_its_tri
     assert model["classical"]["n_neighbors"] == int(chosen["classical.n_neighbors"])
     assert str(model["classical"]["covariance_shrinkage"]) == chosen["classical.covariance_shrinkage"]
     assert "[" + ", ".join(model["classical"]["statistics"]) + "]" == chosen["classical.statistics"]
-    result = tmp_path / "results" / "dev_data" / f"classical_{chosen['score.method']}" / "result.csv"
-    score = next(float(row[1]) for row in csv.reader(result.open()) if row and row[0] == "official score")
-    assert score == pytest.approx(float(chosen["official score"]), abs=1e-12)
+    result = tmp_path / "results" / "dev_data" / f"classical_{chosen['score.method']}"
+    assert result_figures(result)["official"] == pytest.approx(float(chosen["official score"]), abs=1e-12)
 
 
 def test_a_resumed_study_made_with_another_space_is_refused(searched, finished_search, tmp_path, capsys):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -71,22 +72,22 @@ def read_train_score_table(path: Path) -> tuple[list[ClipKey], dict[str, np.ndar
         # number, which would still parse) lacks it
         if text and not text.endswith("\n"):
             raise ValueError("it ends inside a row: cut short")
-        with path.open(newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader)
-            if header[: len(KEY_COLUMNS)] != KEY_COLUMNS or len(header) == len(KEY_COLUMNS):
-                raise ValueError("not a training-score table")
-            scorers = header[len(KEY_COLUMNS) :]
-            columns = [[] for _ in scorers]
-            for line, row in enumerate(reader, start=2):
-                if len(row) != len(header):
-                    raise ValueError(f"line {line} has {len(row)} fields, expected {len(header)}")
-                for scorer, column, text in zip(scorers, columns, row[len(KEY_COLUMNS) :]):
-                    value = float(text)
-                    if not np.isfinite(value):
-                        raise ValueError(f"line {line} holds a non-finite {scorer} score")
-                    column.append(value)
-                keys.append((row[0], row[1], row[2], row[3]))
+        # parsed from the bytes the digest was checked on, not read a second time
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader)
+        if header[: len(KEY_COLUMNS)] != KEY_COLUMNS or len(header) == len(KEY_COLUMNS):
+            raise ValueError("not a training-score table")
+        scorers = header[len(KEY_COLUMNS) :]
+        columns = [[] for _ in scorers]
+        for line, row in enumerate(reader, start=2):
+            if len(row) != len(header):
+                raise ValueError(f"line {line} has {len(row)} fields, expected {len(header)}")
+            for scorer, column, cell in zip(scorers, columns, row[len(KEY_COLUMNS) :]):
+                value = float(cell)
+                if not np.isfinite(value):
+                    raise ValueError(f"line {line} holds a non-finite {scorer} score")
+                column.append(value)
+            keys.append((row[0], row[1], row[2], row[3]))
     except (StopIteration, ValueError, UnicodeDecodeError, csv.Error) as e:
         reason = "it is empty" if isinstance(e, StopIteration) else str(e)
         raise ModelFileError(f"training scores {path} are damaged ({reason})") from None

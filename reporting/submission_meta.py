@@ -289,14 +289,16 @@ def _missing_key(meta: dict, required: dict, where: str) -> str | None:
 # What the toolkit knows of each system, from its configuration section. Each function fills the
 # description (and the external data) in place and returns the system's name for the results tables.
 def _autoencoder(settings: dict, scorer: str, description: dict, extra: dict) -> str:
-    description["machine_learning_method"] = "AE, Mahalanobis distance" if scorer == "mahala" else "AE"
+    network = settings.get("network", "dense")  # models saved before the key existed are dense
+    method = "VAE" if network == "vae" else "AE"
+    description["machine_learning_method"] = f"{method}, Mahalanobis distance" if scorer == "mahala" else method
     description["aggregation_method"] = "average"
     if scorer == "mahala":
         description["domain_generalization_method"] = "covariance per domain (source, target), smaller distance"
-    network = {"dense": "Dense", "conv": "Convolutional", "lstm": "LSTM", "vae": "Variational"}
-    if settings.get("network", "dense") == "vae":
-        description["machine_learning_method"] = "VAE" + description["machine_learning_method"][2:]
-    return f"{network[settings.get('network', 'dense')]} autoencoder on {settings['frames']} stacked log-mel frames, {scorer} score"
+    return f"{_NETWORK_NAMES[network]} autoencoder on {settings['frames']} stacked log-mel frames, {scorer} score"
+
+
+_NETWORK_NAMES = {"dense": "Dense", "conv": "Convolutional", "lstm": "LSTM", "vae": "Variational"}
 
 
 _CLASSICAL_METHODS = {
